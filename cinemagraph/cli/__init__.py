@@ -1,0 +1,1 @@
+"""Command-line entry points: ``cinemagraph render`` (also ``python -m cinemagraph.render``)."""

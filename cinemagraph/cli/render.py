@@ -1,0 +1,266 @@
+"""``python -m cinemagraph.render IMAGE --camera zoom-in``: a photo in, a 3D cinemagraph out.
+
+Every user error ends with one line on stderr naming the problem and the fix, exit code 2,
+and no partial output. See ``--help`` for the options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import UserError
+
+log = logging.getLogger("cinemagraph")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from ..render.camera import NAMED_PATHS
+
+    p = argparse.ArgumentParser(
+        prog="cinemagraph render",
+        description="Turn one photo into a 3D cinemagraph video: fluid regions flow while "
+                    "the camera moves through the scene.")
+    p.add_argument("image", nargs="?", help="the photo (JPEG or PNG)")
+    p.add_argument("--example", choices=["rocket"], help="use a photo shipped with the project")
+    p.add_argument("--camera", default="zoom-in",
+                   help=f"camera path: {', '.join(NAMED_PATHS)}, or a path JSON file "
+                        "(format: cinemagraph.render.camera)")
+    p.add_argument("-o", "--output", type=Path,
+                   help="output file (.mp4 or .gif); default IMAGE_STEM_CAMERA.mp4 beside the image")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("--frames", type=int, default=60, help="number of frames (default 60)")
+    p.add_argument("--fps", type=float, default=30.0, help="frames per second (default 30)")
+    p.add_argument("--gif", action="store_true", help="write a GIF instead of an MP4")
+    p.add_argument("--save-frames", type=Path, metavar="DIR", help="also write every frame as PNG")
+    p.add_argument("--save-debug", type=Path, metavar="DIR",
+                   help="write pictures of the depth, motion field and layers")
+    p.add_argument("--max-size", type=int, default=1920,
+                   help="downscale so the long side is at most this (0: never; default 1920)")
+    g = p.add_argument_group("depth")
+    g.add_argument("--depth", type=Path, help="depth or disparity map (8/16-bit PNG or .npy)")
+    g.add_argument("--depth-kind", choices=["auto", "depth", "disparity"], default="auto",
+                   help="what --depth holds (default: guessed, and logged)")
+    g.add_argument("--depth-is-disparity", action="store_true",
+                   help="same as --depth-kind disparity")
+    g = p.add_argument_group("motion")
+    g.add_argument("--motion", type=Path, help="labelme JSON with the moving region and hints")
+    g.add_argument("--hints", type=Path, help="hints JSON (format: cinemagraph.motion.hints)")
+    g.add_argument("--mask", type=Path, help="mask picture, non-zero where things move")
+    g.add_argument("--hint", action="append", default=[], metavar="X0,Y0,X1,Y1",
+                   help="a motion hint from (X0, Y0) to (X1, Y1) in pixels; repeatable")
+    g.add_argument("--flow-scale", type=float, default=1.0, help="speed factor of the fluid")
+    g = p.add_argument_group("rendering")
+    g.add_argument("--max-layers", type=int, default=4, help="cap on the number of depth layers")
+    g.add_argument("--point-radius", type=float, default=1.0, help="point radius in pixels")
+    g.add_argument("--points-per-pixel", type=int, default=8, help="K nearest points per pixel")
+    g.add_argument("--no-symmetric", action="store_true",
+                   help="draw only the forward cloud (no 3D symmetric animation)")
+    g.add_argument("--renderer", choices=["torch", "pytorch3d"], default="torch",
+                   help="splatting backend (pytorch3d must be installed for it)")
+    p.add_argument("--device", default="auto", help="cpu, cuda or cuda:N (default: cuda if present)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (the pipeline is deterministic)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or info lines")
+    return p
+
+
+def _check_numbers(args) -> None:
+    if args.frames < 1:
+        raise UserError(f"--frames {args.frames}: give at least 1 frame")
+    if not args.fps > 0:
+        raise UserError(f"--fps {args.fps}: give a positive frame rate")
+    if args.max_size < 0 or 0 < args.max_size < 8:
+        raise UserError(f"--max-size {args.max_size}: give 0 (no limit) or at least 8")
+    if not args.point_radius > 0 or args.points_per_pixel < 1 or args.max_layers < 1:
+        raise UserError("--point-radius must be > 0, --points-per-pixel and --max-layers >= 1")
+
+
+def _output_path(args, stem: str, folder: Path) -> Path:
+    if args.output is not None:
+        out = args.output
+        if out.suffix.lower() not in (".mp4", ".gif"):
+            raise UserError(f"output '{out}' must end in .mp4 or .gif")
+        return out
+    camera = Path(args.camera).stem if args.camera.lower().endswith(".json") else args.camera
+    return folder / f"{stem}_{camera}{'.gif' if args.gif else '.mp4'}"
+
+
+def _load_hints(args, size, original_size, scale):
+    from ..motion import MotionHints, parse_hint_arg, read_hints_json, read_labelme, read_mask
+
+    hints = MotionHints()
+    if args.motion is not None:
+        hints = hints.merged(read_labelme(args.motion, original_size))
+    if args.hints is not None:
+        hints = hints.merged(read_hints_json(args.hints, original_size))
+    for text in args.hint:
+        hints = hints.merged(parse_hint_arg(text, original_size))
+    if args.mask is not None:
+        hints = hints.merged(MotionHints(mask=read_mask(args.mask, original_size)))
+    return hints.scaled(scale, size) if scale != 1.0 or hints.mask is not None else hints
+
+
+def run(args) -> Path:
+    """Render the cinemagraph that ``args`` describe and return the output path."""
+    from ..depth import GroundPlanePrior, load_depth_file
+    from ..device import select_device
+    from ..media import AtomicOutput, check_output_dir, load_image, save_image
+    from ..media.video import VideoWriter
+    from ..media.image import to_uint8
+    from ..motion import HintInterpolator
+    from ..pipeline import Components, build_scene
+    from ..ldi import LDISettings
+    from ..render.camera import build_camera_path
+    from ..render.pipeline import RenderSettings, get_splatter, render_frames
+    from ..visualize import depth_picture, flow_picture, layer_pictures
+
+    _check_numbers(args)
+    torch.manual_seed(args.seed)
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    device = select_device(args.device)
+    if args.renderer == "pytorch3d":
+        get_splatter("pytorch3d")  # fails early with the install hint
+        try:
+            import pytorch3d  # noqa: F401
+        except ImportError:
+            raise UserError("--renderer pytorch3d needs pytorch3d: install it (conda install "
+                            "pytorch3d -c pytorch3d) or use --renderer torch") from None
+
+    # Inputs.
+    if args.example and args.image:
+        raise UserError("give either IMAGE or --example, not both")
+    if args.example:
+        from ..examples import example_photo
+
+        photo, hints_file = example_photo(args.example)
+        tmp = Path(tempfile.mkdtemp()) / f"{args.example}.png"
+        save_image(tmp, photo)
+        image_path, stem, folder = tmp, args.example, Path.cwd()
+        if not (args.motion or args.hints or args.hint or args.mask):
+            args.hints = hints_file
+    elif args.image:
+        image_path = Path(args.image)
+        stem, folder = image_path.stem, image_path.resolve().parent
+    else:
+        raise UserError("no photo given: pass IMAGE, or --example rocket to try the shipped one")
+    from ..media.image import read_array
+
+    original = read_array(image_path)
+    original_size = original.shape[:2]
+    image, scale = load_image(image_path, args.max_size or None)
+    size = tuple(image.shape[-2:])
+
+    output = _output_path(args, stem, folder)
+    check_output_dir(output)
+    if output.exists() and not args.overwrite:
+        raise UserError(f"'{output}' already exists: pass --overwrite to replace it, or choose "
+                        "another name with -o")
+    for folder_arg in (args.save_frames, args.save_debug):
+        if folder_arg is not None:
+            check_output_dir(folder_arg)
+            if folder_arg.exists() and not args.overwrite:
+                raise UserError(f"'{folder_arg}' already exists: pass --overwrite to replace "
+                                "it, or choose another directory")
+
+    if args.depth is not None:
+        kind = "disparity" if args.depth_is_disparity else args.depth_kind
+        depth = load_depth_file(args.depth, size, kind)
+        log.info("depth: from file '%s'", args.depth)
+    else:
+        estimator = GroundPlanePrior()
+        depth = estimator(image)
+        log.info("depth: %s (no learned depth model in this version; pass --depth FILE to use "
+                 "your own)", estimator.description)
+
+    hints = _load_hints(args, size, original_size, scale)
+    interpolator = HintInterpolator(flow_scale=args.flow_scale)
+    if len(hints) == 0:
+        if hints.mask is not None:
+            log.info("motion: a mask but no hints, so the scene is static; add --hint "
+                     "X0,Y0,X1,Y1 to say which way it flows")
+        else:
+            log.info("motion: none given, so the scene is static; animate it with --motion "
+                     "labelme.json, --hints FILE or --mask FILE --hint X0,Y0,X1,Y1")
+    else:
+        if hints.mask is None:
+            log.info("motion: hints without a mask, so the whole picture moves; add --mask")
+        log.info("motion: %s from %d hint(s)", interpolator.description, len(hints))
+    motion = interpolator(hints, size, device=device)
+
+    # Scene and frames.
+    image, depth = image.to(device), depth.to(device)
+    components = Components()
+    scene = build_scene(image, depth, motion, args.frames, components,
+                        LDISettings(max_layers=args.max_layers), args.point_radius)
+    log.info("inpainting: %s; decoder: %s; renderer: %s on %s", components.inpainter.description,
+             components.decoder.description, args.renderer, device)
+    near = 1.0
+    median = torch.quantile(scene.depth.flatten()[:: max(1, scene.depth.numel() // 100000)],
+                            0.5).item()
+    path = build_camera_path(args.camera, args.frames, scene.K.cpu(), near, median)
+    settings = RenderSettings(args.point_radius, args.points_per_pixel, not args.no_symmetric,
+                              args.renderer)
+
+    if args.save_debug is not None:
+        with AtomicOutput(args.save_debug, args.overwrite, is_dir=True) as tmp:
+            save_image(tmp / "depth.png", depth_picture(scene.depth))
+            save_image(tmp / "motion.png", flow_picture(scene.image, motion.flow, motion.mask))
+            for i, pic in enumerate(layer_pictures(scene.ldi)):
+                save_image(tmp / f"layer_{i}.png", pic)
+        log.info("debug pictures written to '%s'", args.save_debug)
+
+    frames = render_frames(scene.cloud, path, size, components.decoder, settings,
+                           progress=not args.quiet)
+    start = time.perf_counter()
+    with AtomicOutput(output, args.overwrite) as tmp_video:
+        frames_dir = AtomicOutput(args.save_frames, args.overwrite, is_dir=True) \
+            if args.save_frames is not None else None
+        tmp_frames = frames_dir.__enter__() if frames_dir else None
+        try:
+            with VideoWriter(tmp_video, args.fps) as writer:
+                frame_writer = VideoWriter(tmp_frames, args.fps, is_dir=True) if tmp_frames else None
+                for frame in frames:
+                    array = to_uint8(frame)
+                    writer.append(array)
+                    if frame_writer:
+                        frame_writer.append(array)
+        except BaseException as exc:
+            if frames_dir:
+                frames_dir.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        if frames_dir:
+            frames_dir.__exit__(None, None, None)
+    elapsed = time.perf_counter() - start
+    log.info("wrote %d frames to '%s' (%.1f frames/s)", args.frames, output,
+             args.frames / max(elapsed, 1e-9))
+    return output
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit code (0 ok, 2 user error, 130 interrupted)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+                        format="%(message)s")
+    try:
+        run(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; no output was written", file=sys.stderr)
+        return 130
+    except torch.OutOfMemoryError:
+        print("error: out of GPU memory: use a smaller --max-size, or --device cpu",
+              file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,23 @@
+"""The one place where the compute device is chosen."""
+
+from __future__ import annotations
+
+import torch
+
+from .errors import UserError
+
+
+def select_device(name: str | None = None) -> torch.device:
+    """Return the device named ``name`` ("cpu", "cuda", "cuda:N"), or CUDA when present else CPU."""
+    if name is None or name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"unknown device '{name}': use cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {name} was asked for but CUDA is not available here: "
+                        "use --device cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise UserError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) here")
+    return device

@@ -1,0 +1,57 @@
+"""Image-space operations shared by several stages: hole filling and binary morphology.
+
+Edge-aware smoothing comes from :mod:`kornia.filters` (``guided_blur``); what lives here is
+what kornia does not offer (push-pull filling) or does measurably slower for our case (binary
+dilation of boolean masks: ``max_pool2d`` is one pass, kornia's grey-scale morphology unfolds
+the whole neighbourhood).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def push_pull_fill(values: Tensor, weight: Tensor) -> Tensor:
+    """Return ``values (B, C, H, W)`` with the pixels of zero ``weight (B, 1, H, W)`` filled.
+
+    Push-pull (Gortler et al. 1996): a pyramid of weighted averages is built down to one
+    pixel, then each level is filled from the one above it, so holes take a smooth blend of
+    the values around them, from near to far. Pixels with ``weight >= 1`` keep their values;
+    weights in between blend. Deterministic, linear in the number of pixels, on any device.
+    Where the whole image has zero weight the result is zero.
+    """
+    weight = weight.clamp(0.0, 1.0).to(values.dtype)
+    levels = [(values * weight, weight)]
+    while max(levels[-1][1].shape[-2:]) > 1:
+        vw, w = levels[-1]
+        # Sum-pooling (avg * 4) counts every contributing pixel; the ratio vw / w is an average.
+        vw = F.avg_pool2d(vw, 2, ceil_mode=True) * 4.0
+        w = F.avg_pool2d(w, 2, ceil_mode=True) * 4.0
+        levels.append((vw, w))
+    filled = None
+    for vw, w in reversed(levels):
+        mean = vw / w.clamp_min(1e-12)
+        conf = w.clamp(0.0, 1.0)
+        if filled is None:
+            filled = mean * conf
+        else:
+            up = F.interpolate(filled, size=vw.shape[-2:], mode="bilinear", align_corners=False)
+            filled = conf * mean + (1.0 - conf) * up
+    return filled
+
+
+def dilate(mask: Tensor, radius: int) -> Tensor:
+    """Return the boolean ``mask (B, 1, H, W)`` dilated by a square of half-size ``radius``."""
+    if radius <= 0:
+        return mask.bool()
+    out = F.max_pool2d(mask.float(), 2 * radius + 1, stride=1, padding=radius)
+    return out > 0.5
+
+
+def erode(mask: Tensor, radius: int) -> Tensor:
+    """Return the boolean ``mask (B, 1, H, W)`` eroded by a square of half-size ``radius``."""
+    if radius <= 0:
+        return mask.bool()
+    return ~dilate(~mask.bool(), radius)

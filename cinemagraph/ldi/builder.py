@@ -1,0 +1,83 @@
+"""The layer-by-layer procedure that turns an RGBD photo into a :class:`LayeredDepthImage`."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from ..conventions import check_shape
+from ..filters import dilate, erode, push_pull_fill
+from ..motion.field import MotionField
+from .inpaint import Inpainter, PushPullInpainter
+from .layers import assign_layers, disparity_bins
+from .scene import LayeredDepthImage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LDISettings:
+    """Settings of :func:`build_layered_depth_image`.
+
+    ``max_layers``: cap on the number of layers.
+    ``margin``: how far (fraction of the long side) behind a nearer layer a layer is
+    inpainted; camera paths move near content by at most about this much.
+    ``context_erosion``: pixels removed from the context border, where colours mix
+    foreground and background.
+    ``behind``: inpainted depth is kept at least this factor behind the nearer layer that
+    hides it.
+    """
+
+    max_layers: int = 4
+    margin: float = 0.06
+    context_erosion: int = 2
+    behind: float = 1.02
+
+
+def build_layered_depth_image(image: Tensor, depth: Tensor, motion: MotionField,
+                              settings: LDISettings | None = None,
+                              inpainter: Inpainter | None = None) -> LayeredDepthImage:
+    """Return the layered depth image of ``image (1, 3, H, W)`` with ``depth (1, 1, H, W)``.
+
+    Layers are disparity intervals (:mod:`.layers`), near to far. For each layer, the hole is
+    the part of its neighbourhood (``margin``) hidden by nearer layers; it is inpainted from
+    the context (this layer and everything behind it, eroded), colour and depth, then depth
+    is pushed behind the nearer layer and the motion is continued into the hole. Layers
+    with no visible pixel are dropped.
+    """
+    settings = settings or LDISettings()
+    inpainter = inpainter or PushPullInpainter()
+    check_shape("image", image, (1, 3, None, None))
+    check_shape("depth", depth, (1, 1) + tuple(image.shape[-2:]))
+    h, w = image.shape[-2:]
+    disparity = 1.0 / depth
+    labels = assign_layers(disparity, disparity_bins(disparity, settings.max_layers))
+    margin = max(1, round(settings.margin * max(h, w)))
+    flow = motion.flow * motion.mask
+    layers = []
+    for index in range(int(labels.max()) + 1):
+        visible = labels == index
+        if not visible.any():
+            continue
+        nearer = labels < index
+        hole = nearer & dilate(visible, margin)
+        context = erode(labels >= index, settings.context_erosion) | visible
+        color, layer_depth, layer_flow = image, depth, flow
+        if hole.any():
+            filled_color, filled_depth = inpainter(image, depth, context, hole)
+            # Keep what was inpainted behind the nearer layer that hides it.
+            filled_depth = torch.maximum(filled_depth, depth * settings.behind)
+            color = torch.where(hole, filled_color, image)
+            layer_depth = torch.where(hole, filled_depth, depth)
+            filled_flow = push_pull_fill(flow, context.to(flow.dtype))
+            layer_flow = torch.where(hole, filled_flow, flow)
+        coverage = visible | hole
+        layer_flow = layer_flow * coverage
+        depth_field = push_pull_fill(layer_depth.log(), coverage.to(depth.dtype)).exp()
+        layers.append((color, layer_depth, visible, coverage, layer_flow, depth_field))
+    log.info("layered depth image: %d layer(s), inpainting: %s", len(layers),
+             inpainter.description)
+    return LayeredDepthImage(*(torch.cat(parts) for parts in zip(*layers)))

@@ -1,0 +1,45 @@
+"""The layered depth image value passed from the LDI stage to the point cloud."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import Tensor
+
+from ..conventions import check_shape
+
+
+@dataclass
+class LayeredDepthImage:
+    """``L`` layers of one photo, ordered near to far (see :mod:`cinemagraph.conventions`).
+
+    ``color``: ``(L, 3, H, W)``; ``depth``: ``(L, 1, H, W)`` z-depth, defined where ``coverage``;
+    ``visible``: ``(L, 1, H, W)`` bool, the pixels the photo shows of this layer;
+    ``coverage``: ``(L, 1, H, W)`` bool, visible or inpainted;
+    ``flow``: ``(L, 2, H, W)`` motion of each layer in pixels per frame (the photo's motion on
+    visible pixels, continued into inpainted ones);
+    ``depth_field``: ``(L, 1, H, W)`` the layer's depth continued over the whole image, used
+    to place moving points wherever the flow takes them.
+    """
+
+    color: Tensor
+    depth: Tensor
+    visible: Tensor
+    coverage: Tensor
+    flow: Tensor
+    depth_field: Tensor
+
+    def __post_init__(self):
+        check_shape("color", self.color, (None, 3, None, None))
+        layers, _, h, w = self.color.shape
+        for name in ("depth", "visible", "coverage", "depth_field"):
+            check_shape(name, getattr(self, name), (layers, 1, h, w))
+        check_shape("flow", self.flow, (layers, 2, h, w))
+
+    @property
+    def num_layers(self) -> int:
+        return self.color.shape[0]
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return tuple(self.color.shape[-2:])

@@ -1,0 +1,65 @@
+"""From a photo, its depth and its motion to an animated feature point cloud.
+
+Stages receive typed values and return typed values; nothing here reads configuration.
+The command line (:mod:`cinemagraph.cli.render`) builds the components and calls
+:func:`build_scene`, then :func:`cinemagraph.render.pipeline.render_frames`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from .conventions import default_intrinsics
+from .depth.base import normalize_depth
+from .ldi import LDISettings, LayeredDepthImage, PushPullInpainter, build_layered_depth_image
+from .ldi.inpaint import Inpainter
+from .models import CompositingDecoder, Decoder, FeatureExtractor, RGBDisparityFeatures
+from .motion.field import MotionField
+from .render.pointcloud import AnimatedPointCloud, lift_layers
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Components:
+    """The replaceable parts of the pipeline; the defaults are the built-in, weight-free ones."""
+
+    inpainter: Inpainter = field(default_factory=PushPullInpainter)
+    features: FeatureExtractor = field(default_factory=RGBDisparityFeatures)
+    decoder: Decoder = field(default_factory=CompositingDecoder)
+
+
+@dataclass
+class Scene:
+    """Everything the renderer needs: the layered image, its animated cloud and intrinsics."""
+
+    image: Tensor
+    depth: Tensor
+    motion: MotionField
+    ldi: LayeredDepthImage
+    cloud: AnimatedPointCloud
+    K: Tensor
+
+
+def build_scene(image: Tensor, depth: Tensor, motion: MotionField, steps: int,
+                components: Components | None = None, ldi_settings: LDISettings | None = None,
+                point_radius: float = 1.0) -> Scene:
+    """Return the :class:`Scene` of ``image (1, 3, H, W)`` with ``depth`` and ``motion``.
+
+    ``depth`` is normalised (near depth 1); ``steps`` is the number of animation steps to
+    integrate (the number of frames).
+    """
+    components = components or Components()
+    h, w = image.shape[-2:]
+    depth = normalize_depth(depth)
+    ldi = build_layered_depth_image(image, depth, motion, ldi_settings, components.inpainter)
+    features = components.features(ldi)
+    K = default_intrinsics(h, w, device=image.device)[0]
+    cloud = lift_layers(ldi, features, K, steps, point_radius)
+    log.info("point cloud: %d points, %d moving; features: %s", cloud.pixels.shape[0],
+             cloud.moving.numel(), components.features.description)
+    return Scene(image, depth, motion, ldi, cloud, K)

@@ -1,0 +1,5 @@
+import sys
+
+from ..cli.render import main
+
+sys.exit(main())

@@ -1,0 +1,226 @@
+"""Camera paths: named paths scaled to the scene, and keyframed paths from JSON.
+
+All positions are in units of the scene's near depth ``s`` (the 2nd percentile of depth; 1
+after the pipeline's normalisation), so the same path gives the same parallax on every
+photo. ``A = 0.04 s`` moves the nearest content by about ``0.04 f`` pixels (51 px on a
+1280-pixel-wide photo). Every path starts at the source camera (frame 0 shows the photo).
+Closed paths end where they start, so the video loops without a jump.
+
+============  ======  ===========================================================
+name          closed  motion (``tau`` runs over ``[0, 1)`` for closed paths, ``[0, 1]`` else)
+============  ======  ===========================================================
+static        yes     none
+zoom-in       no      forward ``0.15 s`` (eased)
+zoom-out      no      backward ``0.15 s`` (eased)
+side          yes     ``x = A sin(2 pi tau)``
+up-down       yes     ``y = A sin(2 pi tau)``
+circle        yes     ``x = A sin(2 pi tau)``, ``y = A (1 - cos(2 pi tau))``,
+                      ``z = A/2 (1 - cos(2 pi tau))``
+swing         yes     ``x = 1.5 A sin(2 pi tau)``, ``z = A/2 (1 - cos(2 pi tau))``, turning
+                      to keep looking at the median depth
+dolly-zoom    no      backward ``0.3 m`` (``m`` the median depth) while the focal
+                      length grows so that the median-depth plane keeps its size
+ken-burns     no      forward ``0.08 s`` with a pan of ``(A, -A/2)`` (eased)
+============  ======  ===========================================================
+
+Keyframed JSON (``--camera path.json``)::
+
+    {"closed": false,
+     "keyframes": [{"time": 0.0, "position": [0, 0, 0]},
+                   {"time": 1.0, "position": [0.05, 0, 0.1], "rotation": [5, 0, 0],
+                    "zoom": 1.0}]}
+
+``time`` in ``[0, 1]`` increasing (first 0, last 1), ``position`` ``[x, y, z]`` of the camera
+in units of ``s`` (x right, y down, z forward), ``rotation`` ``[yaw, pitch, roll]`` in degrees
+(optional, default 0), ``zoom`` a focal-length factor (optional, default 1). Values are
+interpolated linearly between keyframes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from ..errors import UserError
+
+NAMED_PATHS = ("static", "zoom-in", "zoom-out", "side", "up-down", "circle", "swing",
+               "dolly-zoom", "ken-burns")
+AMPLITUDE = 0.04
+
+
+@dataclass
+class CameraPath:
+    """``world_to_camera``: ``(T, 4, 4)``; ``K``: ``(T, 3, 3)``; ``closed``: loops seamlessly."""
+
+    name: str
+    world_to_camera: Tensor
+    K: Tensor
+    closed: bool
+
+    def __len__(self) -> int:
+        return self.world_to_camera.shape[0]
+
+
+def look_at(eye: Tensor, target: Tensor) -> Tensor:
+    """Return the world-to-camera ``(4, 4)`` of a camera at ``eye (3,)`` looking at ``target``.
+
+    The camera's y axis points down, as close to world +y as the view direction allows.
+    """
+    forward = torch.nn.functional.normalize(target - eye, dim=0)
+    down = torch.tensor([0.0, 1.0, 0.0], dtype=eye.dtype)
+    right = torch.nn.functional.normalize(torch.linalg.cross(down, forward), dim=0)
+    new_down = torch.linalg.cross(forward, right)
+    R = torch.stack([right, new_down, forward])
+    out = torch.eye(4, dtype=eye.dtype)
+    out[:3, :3] = R
+    out[:3, 3] = -R @ eye
+    return out
+
+
+def _euler(yaw: float, pitch: float, roll: float) -> Tensor:
+    """Return the camera-to-world rotation for yaw (about y), pitch (about x), roll (about z)."""
+    y, p, r = (math.radians(a) for a in (yaw, pitch, roll))
+    Ry = torch.tensor([[math.cos(y), 0, math.sin(y)], [0, 1, 0], [-math.sin(y), 0, math.cos(y)]])
+    Rx = torch.tensor([[1, 0, 0], [0, math.cos(p), -math.sin(p)], [0, math.sin(p), math.cos(p)]])
+    Rz = torch.tensor([[math.cos(r), -math.sin(r), 0], [math.sin(r), math.cos(r), 0], [0, 0, 1]])
+    return Ry @ Rx @ Rz
+
+
+def _pose(position: Tensor, rotation: Tensor | None = None) -> Tensor:
+    """Return world-to-camera for a camera at ``position`` with camera-to-world ``rotation``."""
+    R = torch.eye(3) if rotation is None else rotation
+    out = torch.eye(4)
+    out[:3, :3] = R.transpose(0, 1)
+    out[:3, 3] = -R.transpose(0, 1) @ position
+    return out
+
+
+def _ease(tau: float) -> float:
+    return tau * tau * (3.0 - 2.0 * tau)
+
+
+def named_path(name: str, frames: int, K: Tensor, near: float = 1.0,
+               median: float = 3.0) -> CameraPath:
+    """Return the named camera path of ``frames`` poses for intrinsics ``K (3, 3)``.
+
+    ``near`` and ``median`` are the scene's near and median depth (see the module docstring).
+    """
+    if name not in NAMED_PATHS:
+        raise UserError(f"unknown camera '{name}': use one of {', '.join(NAMED_PATHS)}, or a "
+                        "path JSON file")
+    closed = name in ("static", "side", "up-down", "circle", "swing")
+    a = AMPLITUDE * near
+    poses, intrinsics = [], []
+    for i in range(frames):
+        tau = i / frames if closed else i / max(frames - 1, 1)
+        angle = 2.0 * math.pi * tau
+        focal = 1.0
+        pos = torch.zeros(3)
+        rot = None
+        if name == "zoom-in":
+            pos[2] = 0.15 * near * _ease(tau)
+        elif name == "zoom-out":
+            pos[2] = -0.15 * near * _ease(tau)
+        elif name == "side":
+            pos[0] = a * math.sin(angle)
+        elif name == "up-down":
+            pos[1] = a * math.sin(angle)
+        elif name == "circle":
+            pos = torch.tensor([a * math.sin(angle), a * (1 - math.cos(angle)),
+                                0.5 * a * (1 - math.cos(angle))])
+        elif name == "swing":
+            pos = torch.tensor([1.5 * a * math.sin(angle), 0.0, 0.5 * a * (1 - math.cos(angle))])
+        elif name == "dolly-zoom":
+            back = 0.3 * median * _ease(tau)
+            pos[2] = -back
+            focal = (median + back) / median
+        elif name == "ken-burns":
+            e = _ease(tau)
+            pos = torch.tensor([a * e, -0.5 * a * e, 0.08 * near * e])
+        if name == "swing":
+            pose = look_at(pos, torch.tensor([0.0, 0.0, median]))
+        else:
+            pose = _pose(pos, rot)
+        poses.append(pose)
+        k = K.clone()
+        k[0, 0] *= focal
+        k[1, 1] *= focal
+        intrinsics.append(k)
+    return CameraPath(name, torch.stack(poses), torch.stack(intrinsics), closed)
+
+
+def _number_list(value, n: int, where: str) -> list[float]:
+    if not (isinstance(value, list) and len(value) == n
+            and all(isinstance(v, (int, float)) and math.isfinite(v) for v in value)):
+        raise UserError(f"{where} must be a list of {n} numbers, got {value!r:.60}")
+    return [float(v) for v in value]
+
+
+def path_from_json(path: Path, frames: int, K: Tensor, near: float = 1.0) -> CameraPath:
+    """Return the keyframed camera path in the JSON file ``path`` (format: module docstring)."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"camera path file '{path}' does not exist: check the path, or use a "
+                        f"named camera ({', '.join(NAMED_PATHS)})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"camera path file '{path}' is not valid JSON ({exc}): fix it") from None
+    where = f"camera path file '{path}'"
+    keys = data.get("keyframes") if isinstance(data, dict) else None
+    if not isinstance(keys, list) or not keys:
+        raise UserError(f"{where} needs a non-empty 'keyframes' list")
+    times, positions, rotations, zooms = [], [], [], []
+    for i, key in enumerate(keys):
+        if not isinstance(key, dict) or "time" not in key or "position" not in key:
+            raise UserError(f"{where}, keyframe {i}: needs 'time' and 'position'")
+        extra = set(key) - {"time", "position", "rotation", "zoom"}
+        if extra:
+            raise UserError(f"{where}, keyframe {i}: unknown keys {sorted(extra)}")
+        t = key["time"]
+        if not isinstance(t, (int, float)) or not 0.0 <= t <= 1.0 or (times and t <= times[-1]):
+            raise UserError(f"{where}, keyframe {i}: 'time' must be in [0, 1] and increasing")
+        zoom = key.get("zoom", 1.0)
+        if not isinstance(zoom, (int, float)) or not zoom > 0:
+            raise UserError(f"{where}, keyframe {i}: 'zoom' must be a positive number")
+        times.append(float(t))
+        positions.append(_number_list(key["position"], 3, f"{where}, keyframe {i} 'position'"))
+        rotations.append(_number_list(key.get("rotation", [0, 0, 0]), 3,
+                                      f"{where}, keyframe {i} 'rotation'"))
+        zooms.append(float(zoom))
+    if times[0] != 0.0 or (len(times) > 1 and times[-1] != 1.0):
+        raise UserError(f"{where}: the first keyframe's time must be 0 and the last one's 1")
+    closed = bool(data.get("closed", False))
+    poses, intrinsics = [], []
+    for i in range(frames):
+        tau = i / frames if closed else i / max(frames - 1, 1)
+        j = max(0, min(len(times) - 2, sum(t <= tau for t in times) - 1))
+        if len(times) == 1:
+            u, j = 0.0, 0
+        else:
+            u = (tau - times[j]) / (times[j + 1] - times[j])
+            u = min(max(u, 0.0), 1.0)
+        j2 = min(j + 1, len(times) - 1)
+        lerp = lambda a, b: [x + u * (y - x) for x, y in zip(a, b)]  # noqa: E731
+        pos = torch.tensor(lerp(positions[j], positions[j2])) * near
+        rot = _euler(*lerp(rotations[j], rotations[j2]))
+        zoom = zooms[j] + u * (zooms[j2] - zooms[j])
+        poses.append(_pose(pos, rot))
+        k = K.clone()
+        k[0, 0] *= zoom
+        k[1, 1] *= zoom
+        intrinsics.append(k)
+    return CameraPath(path.stem, torch.stack(poses), torch.stack(intrinsics), closed)
+
+
+def build_camera_path(spec: str, frames: int, K: Tensor, near: float = 1.0,
+                      median: float = 3.0) -> CameraPath:
+    """Return the path named ``spec``, or read from ``spec`` when it names a ``.json`` file."""
+    if spec.lower().endswith(".json"):
+        return path_from_json(Path(spec), frames, K, near)
+    return named_path(spec, frames, K, near, median)

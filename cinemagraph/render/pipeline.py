@@ -1,0 +1,85 @@
+"""The whole render: photo, depth and motion in, frames out."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import torch
+from torch import Tensor
+
+from ..conventions import project, transform_points
+from ..models.decoder import Decoder, SplattedFrame
+from .camera import CameraPath
+from .pointcloud import AnimatedPointCloud
+from .splat import splat_points
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RenderSettings:
+    """``point_radius``: pixels at the source camera; ``points_per_pixel``: K;
+    ``symmetric``: 3D symmetric animation (forward and backward clouds blended);
+    ``backend``: ``"torch"`` (ours) or ``"pytorch3d"``."""
+
+    point_radius: float = 1.0
+    points_per_pixel: int = 8
+    symmetric: bool = True
+    backend: str = "torch"
+
+
+def get_splatter(backend: str) -> Callable:
+    """Return the splatting function of ``backend`` ("torch" or "pytorch3d")."""
+    if backend == "torch":
+        return splat_points
+    if backend == "pytorch3d":
+        from .pytorch3d_backend import splat_points_pytorch3d
+
+        return splat_points_pytorch3d
+    raise ValueError(f"unknown renderer backend '{backend}': use torch or pytorch3d")
+
+
+def splat_cloud(cloud: AnimatedPointCloud, positions: Tensor, world_to_camera: Tensor,
+                K: Tensor, size: tuple[int, int], settings: RenderSettings,
+                splatter: Callable = splat_points) -> SplattedFrame:
+    """Return the cloud at world ``positions (N, 3)`` splatted from one camera."""
+    cam = transform_points(world_to_camera, positions)
+    xy, z = project(cam, K)
+    radius_px = cloud.radius * K[0, 0] / z.clamp_min(1e-6)
+    feats = torch.cat([cloud.features, z[:, None]], dim=1)
+    out = splatter(xy, z, radius_px, feats, size, settings.points_per_pixel)
+    features, depth = out.features[:, :-1], out.features[:, -1:]
+    return SplattedFrame(features, out.alpha, depth / out.alpha.clamp_min(1e-6))
+
+
+def render_frames(cloud: AnimatedPointCloud, path: CameraPath, size: tuple[int, int],
+                  decoder: Decoder, settings: RenderSettings | None = None,
+                  progress: bool = False) -> Iterator[Tensor]:
+    """Yield the frames ``(1, 3, H, W)`` of the cinemagraph along ``path``.
+
+    The animation period is the number of frames ``N = len(path)``: frame ``t`` shows the
+    forward cloud after ``t`` steps and the backward cloud after ``N - t`` steps of the
+    reversed flow, blended by ``t / N``, so frame ``N`` would equal frame 0 and the video
+    loops. Without ``symmetric``, only the forward cloud is drawn.
+    """
+    settings = settings or RenderSettings()
+    splatter = get_splatter(settings.backend)
+    n = len(path)
+    if cloud.steps < n:
+        raise ValueError(f"the cloud holds {cloud.steps} steps of motion; {n} are needed")
+    animated = cloud.moving.numel() > 0
+    frames = range(n)
+    if progress:
+        from tqdm import tqdm
+
+        frames = tqdm(frames, desc="rendering", unit="frame")
+    for t in frames:
+        pose, K = path.world_to_camera[t].to(cloud.K), path.K[t].to(cloud.K)
+        fwd = splat_cloud(cloud, cloud.positions(t), pose, K, size, settings, splatter)
+        bwd = None
+        if animated and settings.symmetric and t > 0:
+            bwd = splat_cloud(cloud, cloud.positions(n - t, backward=True), pose, K, size,
+                              settings, splatter)
+        yield decoder(fwd, bwd, t / n)

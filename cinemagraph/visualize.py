@@ -1,0 +1,64 @@
+"""Pictures of intermediate results: depth, motion field, layers (for ``--save-debug``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .ldi.scene import LayeredDepthImage
+
+
+def depth_picture(depth: Tensor) -> np.ndarray:
+    """Return an ``(H, W, 3)`` uint8 picture of ``depth (1, 1, H, W)``: near bright, far dark."""
+    disparity = (1.0 / depth[0, 0]).cpu().numpy()
+    lo, hi = np.percentile(disparity, [1, 99])
+    v = np.clip((disparity - lo) / max(hi - lo, 1e-12), 0, 1)
+    # A dark-blue to yellow ramp reads better than grey for depth.
+    color = np.stack([v ** 0.8, v ** 1.2 * 0.9 + 0.1 * v, 0.5 * (1 - v) + 0.2 * v], -1)
+    return (color * 255 + 0.5).astype(np.uint8)
+
+
+def flow_picture(image: Tensor, flow: Tensor, mask: Tensor, spacing: int = 32) -> np.ndarray:
+    """Return the motion field ``flow (1, 2, H, W)`` colour-coded over the dimmed photo, with
+    arrows every ``spacing`` pixels (hue: direction, saturation: speed)."""
+    from skimage.color import hsv2rgb
+    from skimage.draw import line
+
+    fx, fy = flow[0, 0].cpu().numpy(), flow[0, 1].cpu().numpy()
+    speed = np.hypot(fx, fy)
+    top = max(np.percentile(speed[speed > 0], 99) if (speed > 0).any() else 1.0, 1e-6)
+    hsv = np.stack([(np.arctan2(fy, fx) / (2 * np.pi)) % 1.0, np.clip(speed / top, 0, 1),
+                    np.ones_like(speed)], -1)
+    base = image[0].permute(1, 2, 0).cpu().numpy() * 0.5
+    moving = mask[0, 0].cpu().numpy()[..., None]
+    out = np.where(moving, hsv2rgb(hsv) * 0.8 + base * 0.4, base)
+    h, w = speed.shape
+    scale = spacing * 0.8 / top
+    for y in range(spacing // 2, h, spacing):
+        for x in range(spacing // 2, w, spacing):
+            if speed[y, x] > 0:
+                x1 = int(np.clip(x + fx[y, x] * scale, 0, w - 1))
+                y1 = int(np.clip(y + fy[y, x] * scale, 0, h - 1))
+                rr, cc = line(y, x, y1, x1)
+                out[rr, cc] = 1.0
+                out[max(y - 1, 0):y + 2, max(x - 1, 0):x + 2] = (1.0, 0.2, 0.2)
+    return (np.clip(out, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def layer_pictures(ldi: LayeredDepthImage) -> list[np.ndarray]:
+    """Return one picture per layer: visible pixels as they are, inpainted ones tinted
+    magenta at the border and shown, uncovered pixels checkered."""
+    pictures = []
+    h, w = ldi.size
+    ys, xs = np.mgrid[0:h, 0:w]
+    checker = (((ys // 16) + (xs // 16)) % 2 * 0.2 + 0.4)[..., None].repeat(3, -1)
+    for i in range(ldi.num_layers):
+        color = ldi.color[i].permute(1, 2, 0).cpu().numpy()
+        visible = ldi.visible[i, 0].cpu().numpy()[..., None]
+        covered = ldi.coverage[i, 0].cpu().numpy()[..., None]
+        inpainted = covered & ~visible
+        tinted = color * 0.75 + np.array([0.25, 0.0, 0.25])
+        out = np.where(visible, color, np.where(inpainted, tinted, checker))
+        pictures.append((np.clip(out, 0, 1) * 255 + 0.5).astype(np.uint8))
+    return pictures
