@@ -2,7 +2,9 @@
 
 As the original (after 3D Moments' ``get_depth_bins``): the disparity, sampled every 10th
 pixel and normalised to ``[0, 1]``, is clustered by Ward's agglomerative clustering, stopping
-where the merge distance exceeds 5. Layers must be disparity intervals, so clusters merge
+where the merge distance exceeds 5. Ward distances grow with the square root of the number
+of samples, so we pick the sampling step that gives about as many samples as the original's
+every-10th-pixel on a 1280x720 photo (9216): the threshold then means the same at any size. Layers must be disparity intervals, so clusters merge
 only with their neighbours in disparity order; the values are first gathered in 1024
 histogram bins (clusters of equal values merge at no cost, so this only rounds the values).
 If more than ``max_layers`` clusters remain, merging goes on until ``max_layers`` are left.
@@ -18,6 +20,7 @@ from torch import Tensor
 #: Ward distance above which two clusters stay apart (the original's threshold).
 WARD_THRESHOLD = 5.0
 HISTOGRAM_BINS = 1024
+SAMPLES = 128 * 72
 
 
 def disparity_bins(disparity: Tensor, max_layers: int = 4,
@@ -27,7 +30,9 @@ def disparity_bins(disparity: Tensor, max_layers: int = 4,
     A pixel belongs to layer ``i`` (0 = nearest) when its disparity is below the first ``i``
     thresholds and not below the others (:func:`assign_layers`).
     """
-    sample = disparity[..., ::10, ::10].flatten().double()
+    h, w = disparity.shape[-2:]
+    step = max(1, round((h * w / SAMPLES) ** 0.5))
+    sample = disparity[..., ::step, ::step].flatten().double()
     lo, hi = sample.min().item(), sample.max().item()
     if hi - lo < 1e-9 or max_layers <= 1:
         return torch.zeros(0, dtype=disparity.dtype)

@@ -50,15 +50,18 @@ class MotionHints:
     def __len__(self) -> int:
         return self.points.shape[0]
 
-    def scaled(self, scale: float, size: tuple[int, int]) -> "MotionHints":
-        """Return the hints for the image resized by ``scale`` and cropped to ``size = (H, W)``."""
+    def scaled(self, scale: float | tuple[float, float], size: tuple[int, int]) -> "MotionHints":
+        """Return the hints for the image resized by ``scale`` (one factor, or ``(sy, sx)``)
+        and cropped to ``size = (H, W)``."""
+        sy, sx = (scale, scale) if isinstance(scale, (int, float)) else scale
         mask = self.mask
         if mask is not None:
-            mask = torch.nn.functional.interpolate(mask.float(), scale_factor=scale,
+            mask = torch.nn.functional.interpolate(mask.float(), scale_factor=(sy, sx),
                                                    mode="bilinear", align_corners=False,
                                                    recompute_scale_factor=False)
             mask = (mask[..., : size[0], : size[1]] > 0.5)
-        return MotionHints(self.points * scale, self.vectors * scale, mask)
+        factor = torch.tensor([sx, sy], dtype=self.points.dtype)
+        return MotionHints(self.points * factor, self.vectors * factor, mask)
 
     def merged(self, other: "MotionHints") -> "MotionHints":
         """Return these hints together with ``other`` (masks are united)."""
@@ -73,10 +76,12 @@ class MotionHints:
 def _check_hints(starts: np.ndarray, ends: np.ndarray, size: tuple[int, int], source: str):
     h, w = size
     for s, e in zip(starts, ends):
-        for p in (s, e):
-            if not (np.all(np.isfinite(p)) and -0.5 <= p[0] <= w - 0.5 and -0.5 <= p[1] <= h - 0.5):
-                raise UserError(f"{source}: hint {s.tolist()} -> {e.tolist()} leaves the {w}x{h} "
-                                "image: move its points inside the image")
+        # A hint sits at its start, which must be on the image; its end only gives the
+        # direction and may point past the border (water falling out of the picture).
+        if not (np.all(np.isfinite(e)) and np.all(np.isfinite(s))
+                and -0.5 <= s[0] <= w - 0.5 and -0.5 <= s[1] <= h - 0.5):
+            raise UserError(f"{source}: hint {s.tolist()} -> {e.tolist()} starts outside the "
+                            f"{w}x{h} image: move its start inside the image")
         if np.allclose(s, e):
             raise UserError(f"{source}: hint at {s.tolist()} has zero length: give its end a "
                             "different point (the direction the fluid moves)")

@@ -95,15 +95,23 @@ def splat_points(xy: Tensor, z: Tensor, radius: Tensor, features: Tensor,
         pixel, point, slot = pixel[sel], point[sel], pixel[sel] * k + rank[sel]
         px = (pixel % w).to(xy.dtype)
         py = (pixel // w).to(xy.dtype)
+        # Dense (pixel, slot) table of the kept points; -1 where a pixel has fewer than K.
+        table = torch.full((h * w * k,), -1, dtype=torch.long, device=device)
+        table[slot] = point
+        table = table.view(h * w, k)
     # Differentiable part: opacities from positions, weights, and features.
     d2 = (px - xy[point, 0]).square() + (py - xy[point, 1]).square()
     alpha = (1.0 - d2 / radius[point].square()).clamp(0.0, 1.0)
     dense = torch.zeros(h * w * k, dtype=xy.dtype, device=device).index_put((slot,), alpha)
-    transmit = torch.cumprod(1.0 - dense.view(h * w, k), dim=1)
+    dense = dense.view(h * w, k)
+    transmit = torch.cumprod(1.0 - dense, dim=1)
     before = torch.cat([torch.ones_like(transmit[:, :1]), transmit[:, :-1]], dim=1)
-    weight = (dense.view(h * w, k) * before).view(-1)[slot]
-    out = torch.zeros(h * w, c, dtype=features.dtype, device=device).index_add(
-        0, pixel, weight[:, None].to(features.dtype) * features[point])
+    weight = (dense * before).to(features.dtype)
+    # Gather slot by slot rather than scatter-add per candidate: no atomics, and only one
+    # (H * W, C) temporary at a time. Empty slots have zero weight.
+    out = torch.zeros(h * w, c, dtype=features.dtype, device=device)
+    for j in range(k):
+        out = out + weight[:, j:j + 1] * features[table[:, j].clamp_min(0)]
     opacity = 1.0 - transmit[:, -1]
     return SplatOutput(out.transpose(0, 1).reshape(1, c, h, w), opacity.view(1, 1, h, w))
 
