@@ -86,11 +86,11 @@ def splat_points(xy: Tensor, z: Tensor, radius: Tensor, features: Tensor,
         key, perm = torch.sort(cand_pixel * max(n, 1) + zrank[cand_point])
         pixel = key // max(n, 1)
         point = cand_point[perm]
-        first = torch.ones_like(pixel, dtype=torch.bool)
-        first[1:] = pixel[1:] != pixel[:-1]
-        position = torch.arange(pixel.numel(), device=device)
-        start = torch.where(first, position, torch.zeros_like(position)).cummax(0).values
-        rank = position - start
+        # Rank within each pixel's run: position minus the run's start. (Runs via
+        # unique_consecutive; a cummax over all candidates is several times slower on GPUs.)
+        _, counts = torch.unique_consecutive(pixel, return_counts=True)
+        starts = torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
+        rank = torch.arange(pixel.numel(), device=device) - starts
         sel = rank < k
         pixel, point, slot = pixel[sel], point[sel], pixel[sel] * k + rank[sel]
         px = (pixel % w).to(xy.dtype)
@@ -104,15 +104,17 @@ def splat_points(xy: Tensor, z: Tensor, radius: Tensor, features: Tensor,
     alpha = (1.0 - d2 / radius[point].square()).clamp(0.0, 1.0)
     dense = torch.zeros(h * w * k, dtype=xy.dtype, device=device).index_put((slot,), alpha)
     dense = dense.view(h * w, k)
-    transmit = torch.cumprod(1.0 - dense, dim=1)
-    before = torch.cat([torch.ones_like(transmit[:, :1]), transmit[:, :-1]], dim=1)
-    weight = (dense * before).to(features.dtype)
-    # Gather slot by slot rather than scatter-add per candidate: no atomics, and only one
-    # (H * W, C) temporary at a time. Empty slots have zero weight.
+    # Front-to-back compositing, slot by slot: K is small, and a scan over rows of length K
+    # is far slower on GPUs than K elementwise steps. Features are gathered per slot rather
+    # than scatter-added per candidate: no atomics, one (H * W, C) temporary at a time.
+    # Empty slots have zero opacity, hence zero weight.
     out = torch.zeros(h * w, c, dtype=features.dtype, device=device)
+    transmit = torch.ones(h * w, dtype=xy.dtype, device=device)
     for j in range(k):
-        out = out + weight[:, j:j + 1] * features[table[:, j].clamp_min(0)]
-    opacity = 1.0 - transmit[:, -1]
+        a = dense[:, j]
+        out = out + (a * transmit).to(features.dtype)[:, None] * features[table[:, j].clamp_min(0)]
+        transmit = transmit * (1.0 - a)
+    opacity = 1.0 - transmit
     return SplatOutput(out.transpose(0, 1).reshape(1, c, h, w), opacity.view(1, 1, h, w))
 
 
