@@ -76,14 +76,16 @@ def main():
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--frames", type=int, default=60)
     p.add_argument("--sizes", default="512x384,1280x720")
+    p.add_argument("--warmup", type=int, default=1)
     args = p.parse_args()
     device = torch.device(args.device)
     photo, hints_file = example_photo("rocket")
     print(f"device: {device_name(device)}; example photo 'rocket', zoom-in, {args.frames} frames, "
-          f"median of {args.runs} runs (after one warm-up)")
+          f"median of {args.runs} runs (after {args.warmup} warm-up)")
     for spec in args.sizes.split(","):
         w, h = (int(v) for v in spec.split("x"))
-        one_run(photo, hints_file, (h, w), args.frames, device)  # warm-up
+        for _ in range(args.warmup):
+            one_run(photo, hints_file, (h, w), args.frames, device)
         runs = [one_run(photo, hints_file, (h, w), args.frames, device) for _ in range(args.runs)]
         points = runs[0][1]
         print(f"\n{w}x{h}, {points} points")
