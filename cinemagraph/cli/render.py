@@ -119,7 +119,7 @@ def run(args) -> Path:
     from ..pipeline import Components, build_scene
     from ..ldi import LDISettings
     from ..render.camera import build_camera_path
-    from ..render.pipeline import RenderSettings, get_splatter, render_frames
+    from ..render.pipeline import RenderSettings, render_frames
     from ..visualize import depth_picture, flow_picture, layer_pictures
 
     _check_numbers(args)
@@ -128,7 +128,6 @@ def run(args) -> Path:
     np.random.seed(args.seed)
     device = select_device(args.device)
     if args.renderer == "pytorch3d":
-        get_splatter("pytorch3d")  # fails early with the install hint
         try:
             import pytorch3d  # noqa: F401
         except ImportError:
