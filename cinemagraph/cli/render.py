@@ -7,6 +7,7 @@ and no partial output. See ``--help`` for the options.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import random
 import sys
@@ -151,11 +152,7 @@ def run(args) -> Path:
         stem, folder = image_path.stem, image_path.resolve().parent
     else:
         raise UserError("no photo given: pass IMAGE, or --example rocket to try the shipped one")
-    from ..media.image import read_array
-
-    original = read_array(image_path)
-    original_size = original.shape[:2]
-    image, scale = load_image(image_path, args.max_size or None)
+    image, scale, original_size = load_image(image_path, args.max_size or None)
     size = tuple(image.shape[-2:])
 
     output = _output_path(args, stem, folder)
@@ -220,24 +217,16 @@ def run(args) -> Path:
     frames = render_frames(scene.cloud, path, size, components.decoder, settings,
                            progress=not args.quiet)
     start = time.perf_counter()
-    with AtomicOutput(output, args.overwrite) as tmp_video:
-        frames_dir = AtomicOutput(args.save_frames, args.overwrite, is_dir=True) \
-            if args.save_frames is not None else None
-        tmp_frames = frames_dir.__enter__() if frames_dir else None
-        try:
-            with VideoWriter(tmp_video, args.fps) as writer:
-                frame_writer = VideoWriter(tmp_frames, args.fps, is_dir=True) if tmp_frames else None
-                for frame in frames:
-                    array = to_uint8(frame)
-                    writer.append(array)
-                    if frame_writer:
-                        frame_writer.append(array)
-        except BaseException as exc:
-            if frames_dir:
-                frames_dir.__exit__(type(exc), exc, exc.__traceback__)
-            raise
-        if frames_dir:
-            frames_dir.__exit__(None, None, None)
+    with contextlib.ExitStack() as stack:
+        writers = [stack.enter_context(VideoWriter(
+            stack.enter_context(AtomicOutput(output, args.overwrite)), args.fps))]
+        if args.save_frames is not None:
+            folder = stack.enter_context(AtomicOutput(args.save_frames, args.overwrite, is_dir=True))
+            writers.append(stack.enter_context(VideoWriter(folder, args.fps, is_dir=True)))
+        for frame in frames:
+            array = to_uint8(frame)
+            for writer in writers:
+                writer.append(array)
     elapsed = time.perf_counter() - start
     log.info("wrote %d frames to '%s' (%.1f frames/s)", args.frames, output,
              args.frames / max(elapsed, 1e-9))

@@ -53,8 +53,10 @@ def read_array(path: Path, what: str = "image") -> np.ndarray:
     return array
 
 
-def load_image(path: Path, max_size: int | None = DEFAULT_MAX_SIZE) -> tuple[Tensor, float]:
-    """Return the photo at ``path`` as ``(1, 3, H, W)`` RGB in ``[0, 1]`` and the scale applied.
+def load_image(path: Path, max_size: int | None = DEFAULT_MAX_SIZE
+               ) -> tuple[Tensor, float, tuple[int, int]]:
+    """Return the photo at ``path`` as ``(1, 3, H, W)`` RGB in ``[0, 1]``, the scale applied,
+    and the file's own size ``(H, W)``.
 
     Grayscale is repeated to RGB, alpha is composited over white, 16-bit is kept at full
     precision. If the long side exceeds ``max_size`` (``None`` or 0: no limit) the photo is
@@ -87,7 +89,7 @@ def load_image(path: Path, max_size: int | None = DEFAULT_MAX_SIZE) -> tuple[Ten
         log.info("downscaled %dx%d to %dx%d (--max-size %d)", w, h, size[1], size[0], max_size)
     hh, ww = image.shape[-2:]
     image = image[..., : hh - hh % 2, : ww - ww % 2].contiguous()
-    return image, scale
+    return image, scale, (h, w)
 
 
 def to_uint8(image: Tensor) -> np.ndarray:
