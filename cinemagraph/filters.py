@@ -43,11 +43,26 @@ def push_pull_fill(values: Tensor, weight: Tensor) -> Tensor:
 
 
 def dilate(mask: Tensor, radius: int) -> Tensor:
-    """Return the boolean ``mask (B, 1, H, W)`` dilated by a square of half-size ``radius``."""
+    """Return the boolean ``mask (B, 1, H, W)`` dilated by a square of half-size ``radius``.
+
+    Computed as separable box counts from cumulative sums, exact in integers: the cost does
+    not grow with ``radius`` (a max-pool's does, quadratically: 7 s on a 2-core CPU at
+    1280x720 for the margin the layer builder uses, against 0.04 s here).
+    """
     if radius <= 0:
         return mask.bool()
-    out = F.max_pool2d(mask.float(), 2 * radius + 1, stride=1, padding=radius)
-    return out > 0.5
+    return _box_count(_box_count(mask.to(torch.int32), radius, 3), radius, 2) > 0
+
+
+def _box_count(x: Tensor, radius: int, dim: int) -> Tensor:
+    """Return the sums of ``x`` over windows of ``2 * radius + 1`` along ``dim``, zero-padded."""
+    n = x.shape[dim]
+    shape = list(x.shape)
+    shape[dim] = 1
+    total = torch.cat([torch.zeros(shape, dtype=x.dtype, device=x.device), x.cumsum(dim)], dim)
+    index = torch.arange(n, device=x.device)
+    return (total.index_select(dim, (index + radius + 1).clamp(max=n))
+            - total.index_select(dim, (index - radius).clamp(min=0)))
 
 
 def erode(mask: Tensor, radius: int) -> Tensor:

@@ -10,7 +10,7 @@ Semantics are those of PyTorch3D's ``PointsRasterizer`` + ``AlphaCompositor``, i
 * the output is the weighted sum of features, and the accumulated opacity
   ``1 - prod_k (1 - a_k)``.
 
-:func:`splat_points` is the fast path (sorting, segment ranks and scatter-adds, in plain
+:func:`splat_points` is the fast path (one sort, binary search and a fused gather, in plain
 PyTorch on any device); :func:`splat_points_reference` is the slow, obviously correct
 version it is tested against. Both are differentiable with respect to positions and features.
 """
@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from ..conventions import check_shape
@@ -54,68 +55,95 @@ def splat_points(xy: Tensor, z: Tensor, radius: Tensor, features: Tensor,
     h, w = size
     k = points_per_pixel
     n, c = features.shape
-    device = xy.device
+    if n == 0:
+        return SplatOutput(features.new_zeros(1, c, h, w), xy.new_zeros(1, 1, h, w))
     with torch.no_grad():
-        keep = (z > ZNEAR) & torch.isfinite(xy).all(1) & torch.isfinite(z) & (radius > 0)
-        keep &= (xy[:, 0] > -radius - 0.5) & (xy[:, 0] < w - 0.5 + radius)
-        keep &= (xy[:, 1] > -radius - 0.5) & (xy[:, 1] < h - 0.5 + radius)
-        ids = keep.nonzero().squeeze(1)
-        # Rank of each point by depth (ties by index): sorting candidates by
-        # pixel * N + rank groups them by pixel, nearest first, in one sort.
-        order = ids[torch.sort(z[ids], stable=True).indices]
-        zrank = torch.empty(n, dtype=torch.long, device=device)
-        zrank[order] = torch.arange(order.numel(), device=device)
-        cand_pixel, cand_point = [], []
-        span = (2 * radius[ids]).floor().long() + 1  # pixel centres a point can cover, per axis
-        for s in torch.unique(span).tolist():
-            pts = ids[span == s]
-            r = radius[pts]
-            x0 = torch.ceil(xy[pts, 0] - r).long()
-            y0 = torch.ceil(xy[pts, 1] - r).long()
-            offs = torch.arange(s, device=device)
-            px = (x0[:, None, None] + offs[None, None, :]).expand(-1, s, s)
-            py = (y0[:, None, None] + offs[None, :, None]).expand(-1, s, s)
-            dx = px - xy[pts, 0, None, None]
-            dy = py - xy[pts, 1, None, None]
-            inside = (dx * dx + dy * dy < (r * r)[:, None, None]) & (px >= 0) & (px < w) \
-                & (py >= 0) & (py < h)
-            cand_pixel.append((py * w + px)[inside])
-            cand_point.append(pts[:, None, None].expand(-1, s, s)[inside])
-        cand_pixel = torch.cat(cand_pixel) if cand_pixel else torch.zeros(0, dtype=torch.long, device=device)
-        cand_point = torch.cat(cand_point) if cand_point else torch.zeros(0, dtype=torch.long, device=device)
-        key, perm = torch.sort(cand_pixel * max(n, 1) + zrank[cand_point])
-        pixel = key // max(n, 1)
-        point = cand_point[perm]
-        # Rank within each pixel's run: position minus the run's start. (Runs via
-        # unique_consecutive; a cummax over all candidates is several times slower on GPUs.)
-        _, counts = torch.unique_consecutive(pixel, return_counts=True)
-        starts = torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
-        rank = torch.arange(pixel.numel(), device=device) - starts
-        sel = rank < k
-        pixel, point, slot = pixel[sel], point[sel], pixel[sel] * k + rank[sel]
-        px = (pixel % w).to(xy.dtype)
-        py = (pixel // w).to(xy.dtype)
-        # Dense (pixel, slot) table of the kept points; -1 where a pixel has fewer than K.
-        table = torch.full((h * w * k,), -1, dtype=torch.long, device=device)
-        table[slot] = point
-        table = table.view(h * w, k)
-    # Differentiable part: opacities from positions, weights, and features.
-    d2 = (px - xy[point, 0]).square() + (py - xy[point, 1]).square()
-    alpha = (1.0 - d2 / radius[point].square()).clamp(0.0, 1.0)
-    dense = torch.zeros(h * w * k, dtype=xy.dtype, device=device).index_put((slot,), alpha)
-    dense = dense.view(h * w, k)
-    # Front-to-back compositing, slot by slot: K is small, and a scan over rows of length K
-    # is far slower on GPUs than K elementwise steps. Features are gathered per slot rather
-    # than scatter-added per candidate: no atomics, one (H * W, C) temporary at a time.
-    # Empty slots have zero opacity, hence zero weight.
-    out = torch.zeros(h * w, c, dtype=features.dtype, device=device)
-    transmit = torch.ones(h * w, dtype=xy.dtype, device=device)
+        table = _nearest_points_table(xy, z, radius, h, w, k)
+        valid = table >= 0
+        # Empty slots get zero opacity but still index some point; spreading them over all
+        # points (rather than all on point 0) keeps the backward pass's accumulation free of
+        # one huge run of duplicate indices, which GPUs serialise (40x slower end to end).
+        spread = torch.arange(h * w * k, device=xy.device).view(h * w, k) % n
+        table = torch.where(valid, table, spread)
+        flat = table.view(-1)
+        pixel = torch.arange(h * w, device=xy.device)
+        px = (pixel % w).to(xy.dtype)[:, None]
+        py = (pixel // w).to(xy.dtype)[:, None]
+    # Differentiable part: opacities from positions, weights, and features. (index_select
+    # rather than advanced indexing: the same values, several times faster on CPUs.)
+    x, y = xy.unbind(1)
+    d2 = (px - x.index_select(0, flat).view(h * w, k)).square() \
+        + (py - y.index_select(0, flat).view(h * w, k)).square()
+    r2 = radius.index_select(0, flat).view(h * w, k).square()
+    alpha = torch.where(valid, (1.0 - d2 / r2).clamp(0.0, 1.0), 0.0)
+    # Front-to-back compositing, slot by slot: K is small, and a scan along rows of length K
+    # is slower on GPUs than K elementwise steps. Empty slots have zero opacity.
+    weights = []
+    transmit = torch.ones(h * w, dtype=xy.dtype, device=xy.device)
     for j in range(k):
-        a = dense[:, j]
-        out = out + (a * transmit).to(features.dtype)[:, None] * features[table[:, j].clamp_min(0)]
-        transmit = transmit * (1.0 - a)
+        weights.append(alpha[:, j] * transmit)
+        transmit = transmit * (1.0 - alpha[:, j])
+    weights = torch.stack(weights, 1).to(features.dtype)
+    # One fused gather-and-weighted-sum of the K feature rows of each pixel (no (H*W, K, C)
+    # temporary, no atomics); differentiable with respect to both the features and the weights.
+    out = F.embedding_bag(table, features, per_sample_weights=weights, mode="sum")
     opacity = 1.0 - transmit
     return SplatOutput(out.transpose(0, 1).reshape(1, c, h, w), opacity.view(1, 1, h, w))
+
+
+def _nearest_points_table(xy: Tensor, z: Tensor, radius: Tensor, h: int, w: int,
+                          k: int) -> Tensor:
+    """Return ``(H * W, K)`` indices of the K nearest covering points per pixel, -1 past the end.
+
+    Candidates (point, covered pixel) are generated in the points' depth order, so a single
+    stable sort by pixel leaves every pixel's candidates nearest first; each pixel's run is
+    then found by binary search, and its first K entries are the table's row. No
+    per-candidate rank is computed and nothing is scattered.
+    """
+    device = xy.device
+    x, y = xy.unbind(1)
+    keep = (z > ZNEAR) & torch.isfinite(xy).all(1) & torch.isfinite(z) & (radius > 0)
+    keep &= (x > -radius - 0.5) & (x < w - 0.5 + radius)
+    keep &= (y > -radius - 0.5) & (y < h - 0.5 + radius)
+    ids = keep.nonzero().squeeze(1)
+    order = ids[torch.sort(z[ids], stable=True).indices]  # nearest first; ties by index
+    span = (2 * radius[order]).floor().int() + 1  # pixel centres a point can cover, per axis
+    spans = torch.unique(span).tolist()
+    # Each point owns span^2 consecutive candidate slots, in depth order.
+    slots = span * span
+    offset = torch.cumsum(slots, 0) - slots
+    total = int(offset[-1] + slots[-1]) if order.numel() else 0
+    cand_pixel = torch.full((total,), -1, dtype=torch.int32, device=device)
+    for s in spans:
+        where = (span == s).nonzero().squeeze(1) if len(spans) > 1 else None
+        pts = order if where is None else order.index_select(0, where)
+        cx, cy, r = (v.index_select(0, pts) for v in (x, y, radius))
+        # Separable: the s columns and s rows a point can reach, then their (s, s) product.
+        offs = torch.arange(s, device=device, dtype=x.dtype)
+        gx = torch.ceil(cx - r)[:, None] + offs
+        gy = torch.ceil(cy - r)[:, None] + offs
+        dx2 = torch.where((gx >= 0) & (gx < w), (gx - cx[:, None]).square(), torch.inf)
+        dy2 = torch.where((gy >= 0) & (gy < h), (gy - cy[:, None]).square(), torch.inf)
+        inside = dx2[:, None, :] + dy2[:, :, None] < r.square()[:, None, None]
+        pix = gy.int()[:, :, None] * w + gx.int()[:, None, :]
+        pix = torch.where(inside, pix, -1).view(-1)
+        if where is None:
+            cand_pixel = pix
+        else:
+            at = offset.index_select(0, where)[:, None] + torch.arange(s * s, device=device)
+            cand_pixel[at.view(-1)] = pix
+    cand_point = torch.repeat_interleave(order, slots, output_size=total)
+    hit = cand_pixel >= 0
+    cand_pixel, cand_point = cand_pixel.masked_select(hit), cand_point.masked_select(hit)
+    if cand_point.numel() == 0:
+        return torch.full((h * w, k), -1, dtype=torch.long, device=device)
+    pixel, perm = torch.sort(cand_pixel, stable=True)
+    point = cand_point[perm]
+    bounds = torch.searchsorted(pixel, torch.arange(h * w + 1, dtype=torch.int32, device=device))
+    start, count = bounds[:-1], bounds[1:] - bounds[:-1]
+    slot = torch.arange(k, device=device)
+    at = (start[:, None] + slot).clamp(max=point.numel() - 1)
+    return torch.where(slot < count[:, None], point.index_select(0, at.view(-1)).view(h * w, k), -1)
 
 
 def splat_points_reference(xy: Tensor, z: Tensor, radius: Tensor, features: Tensor,

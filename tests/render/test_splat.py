@@ -63,3 +63,11 @@ def test_nearest_point_wins_and_points_behind_the_camera_are_culled():
     assert out.features[0, 0, 2, 2] == 2.0  # opaque at its centre, in front
     assert out.alpha[0, 0, 2, 2] == 1.0
     assert out.alpha[0, 0, 0, 0] == 0.0
+
+
+def test_nothing_visible_gives_an_empty_transparent_image():
+    xy = torch.tensor([[2.0, 2.0], [40.0, 2.0]])
+    z = torch.tensor([-1.0, 2.0])  # one behind the camera, one outside the image
+    out = splat_points(xy, z, torch.ones(2), torch.ones(2, 4), (5, 5), 8)
+    assert out.features.shape == (1, 4, 5, 5)
+    assert out.features.abs().sum() == 0 and out.alpha.abs().sum() == 0
