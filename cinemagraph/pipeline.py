@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from .conventions import default_intrinsics
@@ -47,19 +48,33 @@ class Scene:
 
 def build_scene(image: Tensor, depth: Tensor, motion: MotionField, steps: int,
                 components: Components | None = None, ldi_settings: LDISettings | None = None,
-                point_radius: float = 1.0) -> Scene:
+                point_radius: float = 1.0, border: float = 0.05) -> Scene:
     """Return the :class:`Scene` of ``image (1, 3, H, W)`` with ``depth`` and ``motion``.
 
     ``depth`` is normalised (near depth 1); ``steps`` is the number of animation steps to
-    integrate (the number of frames).
+    integrate (the number of frames). The photo is extended by ``border`` (a fraction of its
+    long side) on every side before layering, mirrored (colour, depth) or repeated (motion),
+    so that a camera that moves or turns sees plausible texture past the photo's edges
+    instead of a smear; the original 3D photo pipeline extrapolates its borders likewise.
+    The layered image and cloud cover the extended photo; ``Scene.K`` stays the photo's.
     """
     components = components or Components()
     h, w = image.shape[-2:]
     depth = normalize_depth(depth)
-    ldi = build_layered_depth_image(image, depth, motion, ldi_settings, components.inpainter)
-    features = components.features(ldi)
     K = default_intrinsics(h, w, device=image.device)[0]
-    cloud = lift_layers(ldi, features, K, steps, point_radius)
+    pad = min(round(border * max(h, w)), h - 1, w - 1)
+    if pad > 0:
+        padded_motion = MotionField(F.pad(motion.flow, (pad,) * 4, mode="replicate"),
+                                    F.pad(motion.mask.float(), (pad,) * 4, mode="replicate") > 0.5)
+        ldi = build_layered_depth_image(F.pad(image, (pad,) * 4, mode="reflect"),
+                                        F.pad(depth, (pad,) * 4, mode="reflect"), padded_motion,
+                                        ldi_settings, components.inpainter)
+    else:
+        ldi = build_layered_depth_image(image, depth, motion, ldi_settings, components.inpainter)
+    features = components.features(ldi)
+    cloud_K = K.clone()
+    cloud_K[:2, 2] += pad
+    cloud = lift_layers(ldi, features, cloud_K, steps, point_radius)
     log.info("point cloud: %d points, %d moving; features: %s", cloud.pixels.shape[0],
              cloud.moving.numel(), components.features.description)
     return Scene(image, depth, motion, ldi, cloud, K)
