@@ -48,7 +48,7 @@ class Scene:
 
 def build_scene(image: Tensor, depth: Tensor, motion: MotionField, steps: int,
                 components: Components | None = None, ldi_settings: LDISettings | None = None,
-                point_radius: float = 1.0, border: float = 0.05) -> Scene:
+                point_radius: float = 1.0, border: float = 0.0) -> Scene:
     """Return the :class:`Scene` of ``image (1, 3, H, W)`` with ``depth`` and ``motion``.
 
     ``depth`` is normalised (near depth 1); ``steps`` is the number of animation steps to
@@ -56,6 +56,7 @@ def build_scene(image: Tensor, depth: Tensor, motion: MotionField, steps: int,
     long side) on every side before layering, mirrored (colour, depth) or repeated (motion),
     so that a camera that moves or turns sees plausible texture past the photo's edges
     instead of a smear; the original 3D photo pipeline extrapolates its borders likewise.
+    :func:`cinemagraph.render.camera.border_needed` says how much a camera path needs.
     The layered image and cloud cover the extended photo; ``Scene.K`` stays the photo's.
     """
     components = components or Components()

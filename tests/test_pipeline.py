@@ -41,6 +41,27 @@ def test_static_scene_from_the_source_camera_reproduces_the_photo():
         assert psnr(frame, image, covered) > 35.0
 
 
+def test_extended_borders_keep_the_source_view_and_fill_what_lies_past_the_edges():
+    image, depth = two_planes()
+    plain = build_scene(image, depth, MotionField.static(H, W), steps=2)
+    wide = build_scene(image, depth, MotionField.static(H, W), steps=2, border=0.1)
+    assert wide.cloud.pixels.shape[0] > plain.cloud.pixels.shape[0]
+    for frame in render(wide, named_path("static", 2, wide.K)):
+        assert psnr(frame, image, torch.ones(1, 1, H, W, dtype=torch.bool)) > 35.0
+    # Turned 6 px to the left: the left strip lies past the photo's edge. With the border
+    # the splats cover it; without, only hole filling does.
+    f = wide.K[0, 0].item()
+    pose = torch.eye(4)
+    pose[0, 3] = 6.0 * 4.0 / f  # the far plane (depth 4) moves 6 px right
+    path = CameraPath("test", pose[None], wide.K[None], closed=False)
+    from cinemagraph.render.pipeline import splat_cloud
+
+    for scene, covered in ((wide, True), (plain, False)):
+        out = splat_cloud(scene.cloud, scene.cloud.positions(0), path.world_to_camera[0],
+                          path.K[0], (H, W), RenderSettings())
+        assert bool((out.alpha[..., :, :5] > 0.5).all()) == covered
+
+
 def test_sideways_move_shifts_the_near_layer_more_than_the_far_one_as_predicted():
     image, depth = two_planes()
     scene = build_scene(image, depth, MotionField.static(H, W), steps=1)

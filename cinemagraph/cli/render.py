@@ -119,7 +119,9 @@ def run(args) -> Path:
     from ..motion import HintInterpolator
     from ..pipeline import Components, build_scene
     from ..ldi import LDISettings
-    from ..render.camera import build_camera_path
+    from ..conventions import default_intrinsics
+    from ..depth.base import normalize_depth
+    from ..render.camera import border_needed, build_camera_path
     from ..render.pipeline import RenderSettings, render_frames
     from ..visualize import depth_picture, flow_picture, layer_pictures
 
@@ -195,14 +197,22 @@ def run(args) -> Path:
     # Scene and frames.
     image, depth = image.to(device), depth.to(device)
     components = Components()
+    # The camera path is scaled to the normalised depth (near depth 1), and says how far
+    # past the photo's edges the layers must extend.
+    near = 1.0
+    normalised = normalize_depth(depth)
+    median = torch.quantile(normalised.flatten()[:: max(1, normalised.numel() // 100000)],
+                            0.5).item()
+    K = default_intrinsics(*size)[0]
+    path = build_camera_path(args.camera, args.frames, K, near, median)
+    border = border_needed(path, K, size, near, median)
     scene = build_scene(image, depth, motion, args.frames, components,
-                        LDISettings(max_layers=args.max_layers), args.point_radius)
+                        LDISettings(max_layers=args.max_layers), args.point_radius, border)
     log.info("inpainting: %s; decoder: %s; renderer: %s on %s", components.inpainter.description,
              components.decoder.description, args.renderer, device)
-    near = 1.0
-    median = torch.quantile(scene.depth.flatten()[:: max(1, scene.depth.numel() // 100000)],
-                            0.5).item()
-    path = build_camera_path(args.camera, args.frames, scene.K.cpu(), near, median)
+    if border > 0:
+        log.info("layers extended by %.0f%% of the long side past the photo's edges (mirrored), "
+                 "where the camera path looks", 100 * border)
     settings = RenderSettings(args.point_radius, args.points_per_pixel, not args.no_symmetric,
                               args.renderer)
 

@@ -218,6 +218,37 @@ def path_from_json(path: Path, frames: int, K: Tensor, near: float = 1.0) -> Cam
     return CameraPath(path.stem, torch.stack(poses), torch.stack(intrinsics), closed)
 
 
+def border_needed(path: CameraPath, K: Tensor, size: tuple[int, int], near: float = 1.0,
+                  median: float = 3.0, cap: float = 0.15) -> float:
+    """Return how far past the photo's edges ``path`` looks, as a fraction of the long side.
+
+    The corners and edge midpoints of every view, at depths from ``near`` to far away, are
+    projected into the source camera (intrinsics ``K (3, 3)``, image ``size = (H, W)``); the
+    largest distance outside the photo, plus one percent, capped at ``cap``. 0 for paths that
+    stay inside the photo's frustum (``static``, ``zoom-in``).
+    """
+    h, w = size
+    xs = torch.tensor([0.0, (w - 1) / 2, w - 1.0])
+    ys = torch.tensor([0.0, (h - 1) / 2, h - 1.0])
+    grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), -1).view(-1, 2)
+    worst = 0.0
+    for depth in (near, 2.0 * near, median, 4.0 * median, 1000.0 * median):
+        for pose, k in zip(path.world_to_camera, path.K):
+            cam = torch.stack([(grid[:, 0] - k[0, 2]) / k[0, 0] * depth,
+                               (grid[:, 1] - k[1, 2]) / k[1, 1] * depth,
+                               torch.full_like(grid[:, 0], depth)], -1)
+            world = (cam - pose[:3, 3]) @ pose[:3, :3]  # R^T (X - t)
+            z = world[:, 2].clamp_min(1e-6)
+            px = K[0, 0] * world[:, 0] / z + K[0, 2]
+            py = K[1, 1] * world[:, 1] / z + K[1, 2]
+            over = torch.maximum(torch.maximum(-px, px - (w - 1)),
+                                 torch.maximum(-py, py - (h - 1))).max().item()
+            worst = max(worst, over)
+    if worst <= 0.5:
+        return 0.0
+    return min(worst / max(h, w) + 0.01, cap)
+
+
 def build_camera_path(spec: str, frames: int, K: Tensor, near: float = 1.0,
                       median: float = 3.0) -> CameraPath:
     """Return the path named ``spec``, or read from ``spec`` when it names a ``.json`` file."""

@@ -64,3 +64,16 @@ def test_malformed_path_files_are_refused(tmp_path, content, message):
 def test_unknown_camera_name():
     with pytest.raises(UserError, match="unknown camera"):
         build_camera_path("spiral", 5, K)
+
+
+def test_border_needed_is_zero_inside_the_frustum_and_grows_with_sideways_motion():
+    from cinemagraph.conventions import default_intrinsics
+    from cinemagraph.render.camera import AMPLITUDE, border_needed
+
+    K = default_intrinsics(48, 64)[0]
+    for name in ("static", "zoom-in"):
+        assert border_needed(named_path(name, 8, K), K, (48, 64)) == 0.0
+    side = border_needed(named_path("side", 8, K), K, (48, 64))
+    # A sideways move of A (near depth 1) shows A * f pixels past the edge; f is the long side.
+    assert abs(side - (AMPLITUDE + 0.01)) < 0.003
+    assert border_needed(named_path("side", 8, K, near=2.0), K, (48, 64)) > side

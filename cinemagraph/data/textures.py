@@ -1,0 +1,153 @@
+"""Textures of the synthetic scenes: crops of real photographs and procedural patterns.
+
+Photographs come from the images that ship inside scikit-image (no download). They are split
+once, by name, between the train and the test scenes, so the two splits never share a
+photograph (:data:`PHOTOS`). Procedural textures are drawn from the scene's own random
+generator, and train and test scenes never share a generator seed
+(:func:`cinemagraph.data.scene.scene_seed`), so they never share a procedural texture either.
+
+A texture is ``(3, S, S)`` in ``[0, 1]``. All textures of a scene are packed side by side
+into one atlas ``(3, S, T * S)`` so that one bilinear lookup serves every surface; lookups
+mirror the texture at its borders (:func:`mirror`), so any texture coordinate is defined
+and there is no seam.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+#: Photographs by split. Greyscale ones are tinted at random when used.
+PHOTOS = {
+    "train": ("brick", "grass", "astronaut", "coffee", "chelsea", "rocket", "camera",
+              "hubble_deep_field", "immunohistochemistry", "coins"),
+    "test": ("gravel", "cat", "stereo_motorcycle", "retina", "moon", "clock"),
+}
+
+#: Texture side in texels.
+TEXTURE_SIZE = 256
+
+
+@functools.lru_cache(maxsize=None)
+def _photo(name: str) -> np.ndarray:
+    from skimage import data
+
+    image = getattr(data, name)()
+    if isinstance(image, tuple):  # stereo_motorcycle: (left, right, disparity)
+        image = image[0]
+    image = np.asarray(image, dtype=np.float32) / 255.0
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=2)
+    return np.ascontiguousarray(image[..., :3])
+
+
+def photo_texture(split: str, rng: np.random.Generator, size: int = TEXTURE_SIZE) -> tuple[Tensor, str]:
+    """Return a random crop of a photograph of ``split``, resized to ``(3, size, size)``."""
+    names = PHOTOS[split]
+    name = names[int(rng.integers(len(names)))]
+    image = _photo(name)
+    h, w = image.shape[:2]
+    side = int(rng.uniform(0.3, 0.9) * min(h, w))
+    top, left = int(rng.integers(h - side + 1)), int(rng.integers(w - side + 1))
+    crop = torch.from_numpy(image[top:top + side, left:left + side]).permute(2, 0, 1)[None]
+    crop = F.interpolate(crop, size=(size, size), mode="bilinear", antialias=True,
+                         align_corners=False)[0]
+    if np.ptp(image[..., 0] - image[..., 1]) < 1e-6:  # greyscale: tint it
+        crop = crop * torch.from_numpy(rng.uniform(0.6, 1.0, 3).astype(np.float32))[:, None, None]
+    return crop.clamp(0, 1), name
+
+
+def fbm(rng: np.random.Generator, size: int = TEXTURE_SIZE, octaves: int = 5,
+        base: int = 4, persistence: float = 0.55, stretch: tuple[float, float] = (1.0, 1.0)) -> Tensor:
+    """Return fractal noise ``(1, size, size)`` in ``[0, 1]``: octaves of smooth random noise.
+
+    ``stretch`` elongates the features along x and y (streaks for waterfalls, say).
+    """
+    out = torch.zeros(1, 1, size, size)
+    amplitude, total = 1.0, 0.0
+    for octave in range(octaves):
+        cells = base * 2 ** octave
+        gh = max(2, int(cells / stretch[1]))
+        gw = max(2, int(cells / stretch[0]))
+        noise = torch.from_numpy(rng.standard_normal((1, 1, gh, gw)).astype(np.float32))
+        out += amplitude * F.interpolate(noise, size=(size, size), mode="bicubic",
+                                         align_corners=False)
+        total += amplitude
+        amplitude *= persistence
+    out = out[0] / total
+    lo, hi = torch.quantile(out, 0.01), torch.quantile(out, 0.99)
+    return ((out - lo) / (hi - lo)).clamp(0, 1)
+
+
+def _colorize(value: Tensor, dark, light) -> Tensor:
+    dark = torch.tensor(dark, dtype=torch.float32)[:, None, None]
+    light = torch.tensor(light, dtype=torch.float32)[:, None, None]
+    return dark + (light - dark) * value
+
+
+def procedural_texture(kind: str, rng: np.random.Generator, size: int = TEXTURE_SIZE) -> Tensor:
+    """Return a procedural texture ``(3, size, size)`` of ``kind``.
+
+    Kinds: ``sky`` (a vertical gradient), ``clouds`` (white fBm over blue), ``water``
+    (blue-green ripples), ``waterfall`` (white streaks along y), ``rock`` (grey-brown fBm),
+    ``foliage`` (green fBm).
+    """
+    jitter = lambda c: np.clip(np.asarray(c) + rng.uniform(-0.08, 0.08, 3), 0, 1)  # noqa: E731
+    if kind == "sky":
+        y = torch.linspace(0, 1, size)[None, :, None].expand(1, size, size)
+        return _colorize(y, jitter((0.35, 0.55, 0.85)), jitter((0.75, 0.85, 0.95)))
+    if kind == "clouds":
+        v = fbm(rng, size, octaves=6, base=3, stretch=(2.0, 1.0)) ** 1.5
+        return _colorize(v, jitter((0.4, 0.6, 0.9)), jitter((0.97, 0.97, 0.97)))
+    if kind == "water":
+        v = fbm(rng, size, octaves=6, base=6, stretch=(1.0, 3.0))
+        return _colorize(v, jitter((0.05, 0.2, 0.3)), jitter((0.5, 0.75, 0.8)))
+    if kind == "waterfall":
+        v = fbm(rng, size, octaves=6, base=8, stretch=(1.0, 6.0)) ** 0.7
+        return _colorize(v, jitter((0.35, 0.45, 0.5)), jitter((0.97, 0.98, 1.0)))
+    if kind == "rock":
+        v = fbm(rng, size, octaves=6, base=5)
+        return _colorize(v, jitter((0.2, 0.18, 0.15)), jitter((0.65, 0.6, 0.55)))
+    if kind == "foliage":
+        v = fbm(rng, size, octaves=6, base=10)
+        return _colorize(v, jitter((0.05, 0.15, 0.05)), jitter((0.4, 0.6, 0.25)))
+    raise ValueError(f"unknown procedural texture '{kind}'")
+
+
+def mirror(coord: Tensor, size: int) -> Tensor:
+    """Return texel coordinates folded into ``[0, size - 1]`` by mirroring (period 2 size - 2)."""
+    period = 2.0 * (size - 1)
+    c = torch.remainder(coord, period)
+    return torch.where(c > size - 1, period - c, c)
+
+
+def sample_atlas(atlas: Tensor, texture: Tensor, uv: Tensor) -> Tensor:
+    """Return colours ``(N, 3)`` of texture ``texture (N,)`` at texel coordinates ``uv (N, 2)``.
+
+    ``atlas`` is ``(3, S, T * S)``; coordinates are mirrored into each texture, and the
+    bilinear lookup never reaches into a neighbouring texture.
+    """
+    s = atlas.shape[1]
+    u = mirror(uv[:, 0], s) + texture.to(uv.dtype) * s
+    v = mirror(uv[:, 1], s)
+    total_w = atlas.shape[2]
+    x0 = u.floor().clamp(max=total_w - 2)
+    y0 = v.floor().clamp(max=s - 2)
+    fx, fy = (u - x0)[:, None], (v - y0)[:, None]
+    x0, y0 = x0.long(), y0.long()
+    flat = atlas.reshape(3, -1)
+
+    def at(y, x):
+        return flat[:, y * total_w + x].t()
+
+    return ((at(y0, x0) * (1 - fx) + at(y0, x0 + 1) * fx) * (1 - fy)
+            + (at(y0 + 1, x0) * (1 - fx) + at(y0 + 1, x0 + 1) * fx) * fy)
+
+
+__all__ = ["PHOTOS", "TEXTURE_SIZE", "fbm", "mirror", "photo_texture", "procedural_texture",
+           "sample_atlas"]
+
