@@ -36,7 +36,7 @@ class SyntheticScenes(torch.utils.data.Dataset):
         if not 0 <= index < self.length:
             raise IndexError(index)
         seed = scene_seed(self.seed, self.split, index)
-        scene = sample_scene(seed, self.split, self.size)
+        scene = sample_scene(seed, self.split, self.size, self.device)
         indices = None
         if self.frames_per_item is not None:
             rng = np.random.default_rng([seed, 1])

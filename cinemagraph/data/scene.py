@@ -82,6 +82,8 @@ class Scene:
     size: tuple[int, int]
     seed: int
     split: str
+    #: The source view's :func:`source_geometry`, where already computed (same units).
+    geometry: dict | None = None
 
     @property
     def K(self) -> Tensor:
@@ -96,7 +98,10 @@ class Scene:
                               [c * factor for c in r.v], r.texture, r.texel_scale / factor,
                               r.texel_offset, r.tint, [c * factor for c in r.flow], r.shear,
                               r.period * factor))
-        return Scene(rects, self.atlas, self.textures, self.size, self.seed, self.split)
+        geometry = None
+        if self.geometry is not None:
+            geometry = {**self.geometry, "depth": self.geometry["depth"] * factor}
+        return Scene(rects, self.atlas, self.textures, self.size, self.seed, self.split, geometry)
 
     def describe(self) -> dict:
         """Return a JSON-friendly description (everything but the texel data)."""
@@ -164,79 +169,126 @@ class Hits:
     s: Tensor
 
 
-def cast_rays(scene: SceneTensors, world_to_camera: Tensor, K: Tensor, xy: Tensor,
-              chunk: int = 1 << 16) -> Hits:
-    """Return the nearest rectangle hit by the rays through pixels ``xy (N, 2)`` of a camera.
-
-    Ray casting against the analytic rectangles, independent of the point splatter.
-    """
+def camera_rays(world_to_camera: Tensor, K: Tensor, xy: Tensor) -> tuple[Tensor, Tensor]:
+    """Return the centre ``(3,)`` and world directions ``(N, 3)`` of the rays through pixels
+    ``xy (N, 2)``, scaled so that the distance along a ray is the z-depth in that camera."""
     R, t = world_to_camera[:3, :3], world_to_camera[:3, 3]
-    centre = -R.transpose(0, 1) @ t
-    offset = centre - scene.origin  # (Q, 3)
-    plane_dist = -(offset * scene.normal).sum(1)
-    cu, cv = (offset * scene.u).sum(1), (offset * scene.v).sum(1)
+    cam = torch.stack([(xy[:, 0] - K[0, 2]) / K[0, 0], (xy[:, 1] - K[1, 2]) / K[1, 1],
+                       torch.ones_like(xy[:, 0])], dim=1)
+    return -R.transpose(0, 1) @ t, cam @ R  # R^T cam
+
+
+def trace(scene: SceneTensors, centre: Tensor, d: Tensor, view: Tensor | None = None,
+          chunk: int | None = None) -> Hits:
+    """Return the nearest rectangle hit by rays from camera centres along ``d (N, 3)``.
+
+    ``centre`` is ``(3,)`` for one camera, or ``(V, 3)`` with ``view (N,)`` saying whose
+    each ray is. ``Hits.depth`` is the ray parameter (the z-depth for :func:`camera_rays`).
+    Ray casting against the analytic rectangles, independent of the point splatter. Rays
+    are processed ``chunk`` at a time (default: 2^16 on the CPU, 2^20 on a GPU).
+    """
+    if chunk is None:
+        chunk = 1 << (20 if d.is_cuda else 16)
+    centre = centre.reshape(-1, 3)
+    if view is None:
+        view = torch.zeros(d.shape[0], dtype=torch.long, device=d.device)
+    # Per camera: (centre - origin) . normal, . u, . v for every rectangle, (V, Q) each.
+    rel = centre[:, None, :] - scene.origin[None]
+    from_centre = [(rel * axis[None]).sum(-1) for axis in (scene.normal, scene.u, scene.v)]
     uu, vv = scene.u.square().sum(1), scene.v.square().sum(1)
     ulen, vlen = uu.sqrt(), vv.sqrt()
     rects, depths, coords = [], [], []
-    for start in range(0, xy.shape[0], chunk):
-        p = xy[start:start + chunk]
-        cam = torch.stack([(p[:, 0] - K[0, 2]) / K[0, 0], (p[:, 1] - K[1, 2]) / K[1, 1],
-                           torch.ones_like(p[:, 0])], dim=1)  # z = 1: ray length = z-depth
-        d = cam @ R  # world directions (R^T cam)
-        # Plane hit: centre + tt d; its edge coordinates a, b by dot products, without
-        # forming the (P, Q, 3) hit points.
-        denom = d @ scene.normal.transpose(0, 1)  # (P, Q)
+    for start in range(0, d.shape[0], chunk):
+        dd = d[start:start + chunk]
+        views = view[start:start + chunk]
+        first, last = int(views[0]), int(views[-1])  # rays come grouped by view
+        cn, cu, cv = (f[first:first + 1] if first == last else f[views] for f in from_centre)
+        # Plane hit c + tt d, and its edge coordinates a, b, without forming hit points.
+        denom = dd @ scene.normal.transpose(0, 1)  # (P, Q)
         safe = torch.where(denom.abs() < 1e-12, torch.full_like(denom, 1e-12), denom)
-        tt = plane_dist[None] / safe
-        a = (cu[None] + tt * (d @ scene.u.transpose(0, 1))) / uu
-        b = (cv[None] + tt * (d @ scene.v.transpose(0, 1))) / vv
+        tt = -cn / safe
+        a = (cu + tt * (dd @ scene.u.transpose(0, 1))) / uu
+        b = (cv + tt * (dd @ scene.v.transpose(0, 1))) / vv
         ok = (tt > 1e-6) & (a >= 0) & (a <= 1) & (b >= 0) & (b <= 1) & (denom.abs() >= 1e-12)
         tt = torch.where(ok, tt, torch.inf)
         depth, rect = tt.min(dim=1)
         found = torch.isfinite(depth)
         rect = torch.where(found, rect, -1)
         pick = rect.clamp_min(0)[:, None]
-        s = torch.stack([a.gather(1, pick)[:, 0] * ulen[pick[:, 0]],
-                         b.gather(1, pick)[:, 0] * vlen[pick[:, 0]]], dim=1)
+        coords.append(torch.stack([a.gather(1, pick)[:, 0] * ulen[pick[:, 0]],
+                                   b.gather(1, pick)[:, 0] * vlen[pick[:, 0]]], dim=1))
         rects.append(rect)
         depths.append(torch.where(found, depth, torch.zeros_like(depth)))
-        coords.append(s)
     return Hits(torch.cat(rects), torch.cat(depths), torch.cat(coords))
 
 
-def shade(scene: SceneTensors, hits: Hits, time: float) -> Tensor:
-    """Return colours ``(N, 3)`` of ``hits`` at frame ``time`` (fluids advected); 0 where none."""
+def cast_rays(scene: SceneTensors, world_to_camera: Tensor, K: Tensor, xy: Tensor,
+              chunk: int | None = None) -> Hits:
+    """Return what the rays through pixels ``xy (N, 2)`` of one camera hit (see :func:`trace`)."""
+    centre, d = camera_rays(world_to_camera, K, xy)
+    return trace(scene, centre, d, chunk=chunk)
+
+
+def shade(scene: SceneTensors, hits: Hits, time: float | Tensor) -> Tensor:
+    """Return colours ``(N, 3)`` of ``hits`` at frame ``time`` (a number, or one per ray
+    ``(N,)``), fluids advected; 0 where nothing is hit."""
     rect = hits.rect.clamp_min(0)
     s = hits.s
-    if scene.fluid.any() and time != 0.0:
-        s = s - time * scene.velocity(rect, s) * scene.fluid[rect, None]
+    if bool(scene.fluid.any()):
+        time = torch.as_tensor(time, dtype=s.dtype, device=s.device)
+        moving = scene.fluid[rect, None] * time.reshape(-1, 1)
+        s = s - moving * scene.velocity(rect, s)
     uv = s * scene.texel_scale[rect, None] + scene.texel_offset[rect]
     color = sample_atlas(scene.atlas, scene.texture[rect], uv) * scene.tint[rect]
     return torch.where(hits.rect[:, None] >= 0, color, torch.zeros_like(color))
 
 
-def render_view(scene: SceneTensors, world_to_camera: Tensor, K: Tensor, size: tuple[int, int],
-                time: float = 0.0, supersample: int = 1) -> tuple[Tensor, Tensor]:
-    """Return the ground-truth colour ``(3, H, W)`` and validity ``(H, W)`` of one view.
+def render_views(scene: SceneTensors, world_to_camera: Tensor, K: Tensor,
+                 size: tuple[int, int], times: Tensor | list[float],
+                 supersample: int = 1, rays_per_batch: int | None = None
+                 ) -> tuple[Tensor, Tensor]:
+    """Return the ground-truth colours ``(V, 3, H, W)`` and validity ``(V, H, W)`` of ``V``
+    views: cameras ``world_to_camera (V, 4, 4)`` and ``K (V, 3, 3)`` at frames ``times (V,)``.
 
     Each pixel averages ``supersample^2`` rays on a regular sub-pixel grid; it is valid where
-    every ray hits a rectangle.
+    every ray hits a rectangle. The rays of several views are traced together (at most
+    ``rays_per_batch``; default 2^22 on a GPU, 2^18 on the CPU), which on a GPU costs little
+    more than one view.
     """
     h, w = size
     device = scene.origin.device
+    views = world_to_camera.shape[0]
+    times = torch.as_tensor(times, dtype=torch.float32, device=device).reshape(views)
+    if rays_per_batch is None:
+        rays_per_batch = 1 << (22 if world_to_camera.is_cuda else 18)
     offs = (torch.arange(supersample, device=device, dtype=torch.float32) + 0.5) / supersample - 0.5
+    oy, ox = torch.meshgrid(offs, offs, indexing="ij")
     ys, xs = torch.meshgrid(torch.arange(h, device=device, dtype=torch.float32),
                             torch.arange(w, device=device, dtype=torch.float32), indexing="ij")
-    color = torch.zeros(h * w, 3, device=device)
-    valid = torch.ones(h * w, dtype=torch.bool, device=device)
-    for oy in offs:
-        for ox in offs:
-            xy = torch.stack([xs.reshape(-1) + ox, ys.reshape(-1) + oy], dim=1)
-            hits = cast_rays(scene, world_to_camera, K, xy)
-            color += shade(scene, hits, time)
-            valid &= hits.rect >= 0
-    color = color / supersample ** 2
-    return color.t().reshape(3, h, w), valid.view(h, w)
+    # (S, H*W, 2): every sub-pixel ray of one view.
+    xy = torch.stack([xs.reshape(1, -1) + ox.reshape(-1, 1), ys.reshape(1, -1) + oy.reshape(-1, 1)],
+                     dim=-1).reshape(-1, 2)
+    per_view = xy.shape[0]
+    step = max(1, rays_per_batch // per_view)
+    colors, valids = [], []
+    for first in range(0, views, step):
+        idx = range(first, min(first + step, views))
+        centres, dirs = zip(*(camera_rays(world_to_camera[i], K[i], xy) for i in idx))
+        view = torch.arange(len(idx), device=device).repeat_interleave(per_view)
+        hits = trace(scene, torch.stack(centres), torch.cat(dirs), view)
+        time = times[first:first + len(idx)].repeat_interleave(per_view)
+        color = shade(scene, hits, time).view(len(idx), supersample ** 2, h * w, 3).mean(1)
+        valid = (hits.rect >= 0).view(len(idx), supersample ** 2, h * w).all(1)
+        colors.append(color.transpose(1, 2).reshape(len(idx), 3, h, w))
+        valids.append(valid.view(len(idx), h, w))
+    return torch.cat(colors), torch.cat(valids)
+
+
+def render_view(scene: SceneTensors, world_to_camera: Tensor, K: Tensor, size: tuple[int, int],
+                time: float = 0.0, supersample: int = 1) -> tuple[Tensor, Tensor]:
+    """Return the ground-truth colour ``(3, H, W)`` and validity ``(H, W)`` of one view."""
+    color, valid = render_views(scene, world_to_camera[None], K[None], size, [time], supersample)
+    return color[0], valid[0]
 
 
 def source_geometry(scene: SceneTensors, K: Tensor, size: tuple[int, int]) -> dict[str, Tensor]:
@@ -265,8 +317,9 @@ def source_geometry(scene: SceneTensors, K: Tensor, size: tuple[int, int]) -> di
 
 
 class _Builder:
-    def __init__(self, rng: np.random.Generator, split: str):
+    def __init__(self, rng: np.random.Generator, split: str, device=None):
         self.rng = rng
+        self.device = device
         self.split = split
         self.rects: list[Rect] = []
         self.textures: list[Tensor] = []
@@ -275,10 +328,11 @@ class _Builder:
     def texture(self, kind: str) -> int:
         """Add a texture: ``photo`` (a photograph of the split) or a procedural kind."""
         if kind == "photo":
-            tex, name = photo_texture(self.split, self.rng)
+            tex, name = photo_texture(self.split, self.rng, device=self.device)
             name = f"photo:{name}"
         else:
-            tex, name = procedural_texture(kind, self.rng), f"procedural:{kind}"
+            tex = procedural_texture(kind, self.rng, device=self.device)
+            name = f"procedural:{kind}"
         self.textures.append(tex)
         self.names.append(name)
         return len(self.textures) - 1
@@ -311,12 +365,16 @@ class _Builder:
             self.rect(f"{name}.{face}", o, u, v, texture, scale, list(shade * light))
 
 
-def sample_scene(seed: int, split: str, size: tuple[int, int]) -> Scene:
-    """Return the scene of generator seed ``seed`` (see :func:`scene_seed`), normalised."""
+def sample_scene(seed: int, split: str, size: tuple[int, int], device=None) -> Scene:
+    """Return the scene of generator seed ``seed`` (see :func:`scene_seed`), normalised.
+
+    The layout is drawn on the CPU; textures are made, and the depth normalisation is
+    ray-cast, on ``device``. The same seed gives the same scene on a given device.
+    """
     rng = np.random.default_rng(seed)
     h, w = size
     f = float(max(h, w))
-    b = _Builder(rng, split)
+    b = _Builder(rng, split, device)
     height = rng.uniform(1.2, 2.5)  # camera height above the ground (ground at y = +height)
     slope = rng.uniform(-0.04, 0.06)  # ground y change per unit z (positive: rising away)
     far = 60.0
@@ -411,7 +469,7 @@ def sample_scene(seed: int, split: str, size: tuple[int, int]) -> Scene:
     atlas = torch.cat(b.textures, dim=2)
     scene = Scene(b.rects, atlas, b.names, (h, w), seed, split)
     # Normalise: the 2nd percentile of the source depth becomes 1.
-    geometry = source_geometry(scene.tensors(), scene.K, (h, w))
-    depth = geometry["depth"].flatten()
+    scene.geometry = source_geometry(scene.tensors(device), scene.K.to(device), (h, w))
+    depth = scene.geometry["depth"].flatten()
     near = float(torch.quantile(depth[depth > 0], 0.02))
     return scene.scaled(1.0 / near)

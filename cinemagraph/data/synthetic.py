@@ -55,7 +55,7 @@ from torch import Tensor
 
 from ..errors import UserError
 from ..render.camera import NAMED_PATHS, named_path
-from .scene import SPLITS, Scene, render_view, sample_scene, scene_seed, source_geometry
+from .scene import SPLITS, Scene, render_views, sample_scene, scene_seed, source_geometry
 from .textures import PHOTOS
 
 log = logging.getLogger(__name__)
@@ -82,20 +82,22 @@ def make_sample(scene: Scene, frames: int, paths: tuple[str, ...] = ("circle",),
     st = scene.tensors(device)
     K = scene.K.to(device)
     size = scene.size
-    geometry = source_geometry(st, K, size)
+    geometry = scene.geometry
+    if geometry is None or geometry["depth"].device != K.device:
+        geometry = source_geometry(st, K, size)
     eye = torch.eye(4, device=device)
-    image, _ = render_view(st, eye, K, size, 0.0, supersample)
+    image, _ = render_views(st, eye[None], K[None], size, [0.0], supersample)
     near, median = 1.0, median_depth(geometry["depth"])
     indices = list(range(frames)) if frame_indices is None else list(frame_indices)
-    out = {"image": image, "depth": geometry["depth"], "motion": geometry["motion"],
+    out = {"image": image[0], "depth": geometry["depth"], "motion": geometry["motion"],
            "mask": geometry["mask"], "K": K, "near": near, "median": median,
            "frame_indices": indices}
 
     def sequence(poses, Ks, animated):
-        views = [render_view(st, poses[t], Ks[t], size, float(t) if animated else 0.0,
-                             supersample) for t in indices]
-        return {"frames": torch.stack([v[0] for v in views]),
-                "valid": torch.stack([v[1] for v in views])}
+        pick = torch.tensor(indices, device=poses.device)
+        times = pick.float() if animated else torch.zeros(len(indices), device=poses.device)
+        frames_, valid = render_views(st, poses[pick], Ks[pick], size, times, supersample)
+        return {"frames": frames_, "valid": valid}
 
     if "anim" in kinds:
         out["anim"] = sequence(eye.expand(frames, 4, 4), K.expand(frames, 3, 3), True)
@@ -252,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     for i, folder in enumerate(tqdm(folders, desc="scenes", unit="scene")):
         index = args.first + i
-        scene = sample_scene(scene_seed(args.seed, args.split, index), args.split, size)
+        scene = sample_scene(scene_seed(args.seed, args.split, index), args.split, size, device)
         sample = make_sample(scene, args.frames, paths, supersample=args.supersample,
                              device=device)
         if folder.exists():

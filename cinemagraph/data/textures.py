@@ -33,63 +33,73 @@ TEXTURE_SIZE = 256
 
 
 @functools.lru_cache(maxsize=None)
-def _photo(name: str) -> np.ndarray:
+def _photo(name: str, device=None) -> tuple[Tensor, bool]:
+    """Return photograph ``name`` as ``(3, H, W)`` in ``[0, 1]`` on ``device`` (cached), and
+    whether it is greyscale."""
     from skimage import data
 
     image = getattr(data, name)()
     if isinstance(image, tuple):  # stereo_motorcycle: (left, right, disparity)
         image = image[0]
     image = np.asarray(image, dtype=np.float32) / 255.0
-    if image.ndim == 2:
+    grey = image.ndim == 2
+    if grey:
         image = np.repeat(image[..., None], 3, axis=2)
-    return np.ascontiguousarray(image[..., :3])
+    return torch.from_numpy(np.ascontiguousarray(image[..., :3])).permute(2, 0, 1).to(device), grey
 
 
-def photo_texture(split: str, rng: np.random.Generator, size: int = TEXTURE_SIZE) -> tuple[Tensor, str]:
+def photo_texture(split: str, rng: np.random.Generator, size: int = TEXTURE_SIZE,
+                  device=None) -> tuple[Tensor, str]:
     """Return a random crop of a photograph of ``split``, resized to ``(3, size, size)``."""
     names = PHOTOS[split]
     name = names[int(rng.integers(len(names)))]
-    image = _photo(name)
-    h, w = image.shape[:2]
+    image, grey = _photo(name, None if device is None else torch.device(device))
+    h, w = image.shape[1:]
     side = int(rng.uniform(0.3, 0.9) * min(h, w))
     top, left = int(rng.integers(h - side + 1)), int(rng.integers(w - side + 1))
-    crop = torch.from_numpy(image[top:top + side, left:left + side]).permute(2, 0, 1)[None]
+    crop = image[None, :, top:top + side, left:left + side]
     crop = F.interpolate(crop, size=(size, size), mode="bilinear", antialias=True,
                          align_corners=False)[0]
-    if np.ptp(image[..., 0] - image[..., 1]) < 1e-6:  # greyscale: tint it
-        crop = crop * torch.from_numpy(rng.uniform(0.6, 1.0, 3).astype(np.float32))[:, None, None]
+    if grey:  # tint it
+        tint = torch.from_numpy(rng.uniform(0.6, 1.0, 3).astype(np.float32)).to(device)
+        crop = crop * tint[:, None, None]
     return crop.clamp(0, 1), name
 
 
 def fbm(rng: np.random.Generator, size: int = TEXTURE_SIZE, octaves: int = 5,
-        base: int = 4, persistence: float = 0.55, stretch: tuple[float, float] = (1.0, 1.0)) -> Tensor:
+        base: int = 4, persistence: float = 0.55, stretch: tuple[float, float] = (1.0, 1.0),
+        device=None) -> Tensor:
     """Return fractal noise ``(1, size, size)`` in ``[0, 1]``: octaves of smooth random noise.
 
     ``stretch`` elongates the features along x and y (streaks for waterfalls, say).
     """
-    out = torch.zeros(1, 1, size, size)
+    # Noise is drawn on the device by a generator seeded from ``rng``: no host-to-device
+    # copies, and the same texture for the same ``rng`` state on a given device.
+    gen = torch.Generator(device=device or "cpu").manual_seed(int(rng.integers(2 ** 62)))
+    out = torch.zeros(1, 1, size, size, device=device)
     amplitude, total = 1.0, 0.0
     for octave in range(octaves):
         cells = base * 2 ** octave
         gh = max(2, int(cells / stretch[1]))
         gw = max(2, int(cells / stretch[0]))
-        noise = torch.from_numpy(rng.standard_normal((1, 1, gh, gw)).astype(np.float32))
+        noise = torch.randn(1, 1, gh, gw, generator=gen, device=device)
         out += amplitude * F.interpolate(noise, size=(size, size), mode="bicubic",
                                          align_corners=False)
         total += amplitude
         amplitude *= persistence
     out = out[0] / total
-    lo, hi = torch.quantile(out, 0.01), torch.quantile(out, 0.99)
+    lo, hi = torch.quantile(out.flatten()[::7], torch.tensor([0.01, 0.99], device=device))
     return ((out - lo) / (hi - lo)).clamp(0, 1)
 
 
 def _colorize(value: Tensor, dark, light) -> Tensor:
-    dark = torch.tensor(dark, dtype=torch.float32)[:, None, None]
-    light = torch.tensor(light, dtype=torch.float32)[:, None, None]
+    dark = torch.tensor(dark, dtype=torch.float32, device=value.device)[:, None, None]
+    light = torch.tensor(light, dtype=torch.float32, device=value.device)[:, None, None]
     return dark + (light - dark) * value
 
 
-def procedural_texture(kind: str, rng: np.random.Generator, size: int = TEXTURE_SIZE) -> Tensor:
+def procedural_texture(kind: str, rng: np.random.Generator, size: int = TEXTURE_SIZE,
+                       device=None) -> Tensor:
     """Return a procedural texture ``(3, size, size)`` of ``kind``.
 
     Kinds: ``sky`` (a vertical gradient), ``clouds`` (white fBm over blue), ``water``
@@ -98,22 +108,22 @@ def procedural_texture(kind: str, rng: np.random.Generator, size: int = TEXTURE_
     """
     jitter = lambda c: np.clip(np.asarray(c) + rng.uniform(-0.08, 0.08, 3), 0, 1)  # noqa: E731
     if kind == "sky":
-        y = torch.linspace(0, 1, size)[None, :, None].expand(1, size, size)
+        y = torch.linspace(0, 1, size, device=device)[None, :, None].expand(1, size, size)
         return _colorize(y, jitter((0.35, 0.55, 0.85)), jitter((0.75, 0.85, 0.95)))
     if kind == "clouds":
-        v = fbm(rng, size, octaves=6, base=3, stretch=(2.0, 1.0)) ** 1.5
+        v = fbm(rng, size, octaves=6, base=3, stretch=(2.0, 1.0), device=device) ** 1.5
         return _colorize(v, jitter((0.4, 0.6, 0.9)), jitter((0.97, 0.97, 0.97)))
     if kind == "water":
-        v = fbm(rng, size, octaves=6, base=6, stretch=(1.0, 3.0))
+        v = fbm(rng, size, octaves=6, base=6, stretch=(1.0, 3.0), device=device)
         return _colorize(v, jitter((0.05, 0.2, 0.3)), jitter((0.5, 0.75, 0.8)))
     if kind == "waterfall":
-        v = fbm(rng, size, octaves=6, base=8, stretch=(1.0, 6.0)) ** 0.7
+        v = fbm(rng, size, octaves=6, base=8, stretch=(1.0, 6.0), device=device) ** 0.7
         return _colorize(v, jitter((0.35, 0.45, 0.5)), jitter((0.97, 0.98, 1.0)))
     if kind == "rock":
-        v = fbm(rng, size, octaves=6, base=5)
+        v = fbm(rng, size, octaves=6, base=5, device=device)
         return _colorize(v, jitter((0.2, 0.18, 0.15)), jitter((0.65, 0.6, 0.55)))
     if kind == "foliage":
-        v = fbm(rng, size, octaves=6, base=10)
+        v = fbm(rng, size, octaves=6, base=10, device=device)
         return _colorize(v, jitter((0.05, 0.15, 0.05)), jitter((0.4, 0.6, 0.25)))
     raise ValueError(f"unknown procedural texture '{kind}'")
 

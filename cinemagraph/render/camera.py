@@ -100,58 +100,61 @@ def _pose(position: Tensor, rotation: Tensor | None = None) -> Tensor:
     return out
 
 
-def _ease(tau: float) -> float:
-    return tau * tau * (3.0 - 2.0 * tau)
-
-
 def named_path(name: str, frames: int, K: Tensor, near: float = 1.0,
                median: float = 3.0) -> CameraPath:
     """Return the named camera path of ``frames`` poses for intrinsics ``K (3, 3)``.
 
     ``near`` and ``median`` are the scene's near and median depth (see the module docstring).
+    All frames are computed at once (a loop over frames costs milliseconds per path, which
+    matters to the synthetic-data generator).
     """
     if name not in NAMED_PATHS:
         raise UserError(f"unknown camera '{name}': use one of {', '.join(NAMED_PATHS)}, or a "
                         "path JSON file")
     closed = name in ("static", "side", "up-down", "circle", "swing")
     a = AMPLITUDE * near
-    poses, intrinsics = [], []
-    for i in range(frames):
-        tau = i / frames if closed else i / max(frames - 1, 1)
-        angle = 2.0 * math.pi * tau
-        focal = 1.0
-        pos = torch.zeros(3)
-        rot = None
-        if name == "zoom-in":
-            pos[2] = 0.15 * near * _ease(tau)
-        elif name == "zoom-out":
-            pos[2] = -0.15 * near * _ease(tau)
-        elif name == "side":
-            pos[0] = a * math.sin(angle)
-        elif name == "up-down":
-            pos[1] = a * math.sin(angle)
-        elif name == "circle":
-            pos = torch.tensor([a * math.sin(angle), a * (1 - math.cos(angle)),
-                                0.5 * a * (1 - math.cos(angle))])
-        elif name == "swing":
-            pos = torch.tensor([1.5 * a * math.sin(angle), 0.0, 0.5 * a * (1 - math.cos(angle))])
-        elif name == "dolly-zoom":
-            back = 0.3 * median * _ease(tau)
-            pos[2] = -back
-            focal = (median + back) / median
-        elif name == "ken-burns":
-            e = _ease(tau)
-            pos = torch.tensor([a * e, -0.5 * a * e, 0.08 * near * e])
-        if name == "swing":
-            pose = look_at(pos, torch.tensor([0.0, 0.0, median]))
-        else:
-            pose = _pose(pos, rot)
-        poses.append(pose)
-        k = K.clone()
-        k[0, 0] *= focal
-        k[1, 1] *= focal
-        intrinsics.append(k)
-    return CameraPath(name, torch.stack(poses), torch.stack(intrinsics), closed)
+    i = torch.arange(frames, dtype=torch.float64)
+    tau = i / frames if closed else i / max(frames - 1, 1)
+    angle = 2.0 * math.pi * tau
+    ease = tau * tau * (3.0 - 2.0 * tau)
+    zero = torch.zeros_like(tau)
+    focal = torch.ones_like(tau)
+    if name == "zoom-in":
+        pos = torch.stack([zero, zero, 0.15 * near * ease], 1)
+    elif name == "zoom-out":
+        pos = torch.stack([zero, zero, -0.15 * near * ease], 1)
+    elif name == "side":
+        pos = torch.stack([a * torch.sin(angle), zero, zero], 1)
+    elif name == "up-down":
+        pos = torch.stack([zero, a * torch.sin(angle), zero], 1)
+    elif name == "circle":
+        pos = torch.stack([a * torch.sin(angle), a * (1 - torch.cos(angle)),
+                           0.5 * a * (1 - torch.cos(angle))], 1)
+    elif name == "swing":
+        pos = torch.stack([1.5 * a * torch.sin(angle), zero, 0.5 * a * (1 - torch.cos(angle))], 1)
+    elif name == "dolly-zoom":
+        back = 0.3 * median * ease
+        pos = torch.stack([zero, zero, -back], 1)
+        focal = (median + back) / median
+    elif name == "ken-burns":
+        pos = torch.stack([a * ease, -0.5 * a * ease, 0.08 * near * ease], 1)
+    else:  # static
+        pos = torch.stack([zero, zero, zero], 1)
+    poses = torch.eye(4, dtype=torch.float64).repeat(frames, 1, 1)
+    if name == "swing":
+        target = torch.tensor([0.0, 0.0, median], dtype=torch.float64)
+        forward = torch.nn.functional.normalize(target - pos, dim=1)
+        down = torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64).expand_as(forward)
+        right = torch.nn.functional.normalize(torch.linalg.cross(down, forward), dim=1)
+        R = torch.stack([right, torch.linalg.cross(forward, right), forward], 1)
+        poses[:, :3, :3] = R
+        poses[:, :3, 3] = -(R @ pos[:, :, None])[:, :, 0]
+    else:
+        poses[:, :3, 3] = -pos
+    intrinsics = K.to(torch.float64).repeat(frames, 1, 1)
+    intrinsics[:, 0, 0] *= focal
+    intrinsics[:, 1, 1] *= focal
+    return CameraPath(name, poses.to(torch.float32), intrinsics.to(K.dtype), closed)
 
 
 def _number_list(value, n: int, where: str) -> list[float]:

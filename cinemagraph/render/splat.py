@@ -108,6 +108,10 @@ def _nearest_points_table(xy: Tensor, z: Tensor, radius: Tensor, h: int, w: int,
     ids = keep.nonzero().squeeze(1)
     order = ids[torch.sort(z[ids], stable=True).indices]  # nearest first; ties by index
     span = (2 * radius[order]).floor().int() + 1  # pixel centres a point can cover, per axis
+    # Windows wider than 4 are rounded up to a power of two: a few groups (one loop step
+    # each) instead of one per width; near points of a zooming camera take many widths,
+    # and on a GPU every loop step costs kernel launches rather than arithmetic.
+    span = torch.where(span <= 4, span, torch.exp2(torch.ceil(torch.log2(span.float()))).int())
     spans = torch.unique(span).tolist()
     # Each point owns span^2 consecutive candidate slots, in depth order.
     slots = span * span
