@@ -41,10 +41,19 @@ def main():
     w, h = (int(v) for v in args.size.split("x"))
     xy, z, r, f = make_points(h, w, 37, 1.5, device)
     ours = median_time(lambda: splat_points(xy, z, r, f, (h, w), 8), device, args.runs)
+    xg, fg = xy.clone().requires_grad_(), f.clone().requires_grad_()
+
+    def forward_backward():
+        out = splat_points(xg, z, r, fg, (h, w), 8)
+        (out.features.sum() + out.alpha.sum()).backward()
+
+    both = median_time(forward_backward, device, args.runs)
     print(f"device: {device_name(device)}")
     print(f"| splatter | points | image | K | radius | channels | median ms |")
     print(f"|---|---|---|---|---|---|---|")
     print(f"| ours (cinemagraph.render.splat) | {h * w} | {w}x{h} | 8 | 1.5 px | 37 | {ours * 1e3:.1f} |")
+    print(f"| ours, forward + backward (positions, features) | {h * w} | {w}x{h} | 8 | 1.5 px | "
+          f"37 | {both * 1e3:.1f} |")
     try:
         from cinemagraph.render.pytorch3d_backend import splat_points_pytorch3d
         import pytorch3d  # noqa: F401

@@ -7,6 +7,8 @@
    one training step of the image decoder (``ImgDecoder``, the official architecture:
    forward, L1 loss, backward, Adam) on a batch of the same ``F`` frames at the same size.
    Training does not wait on data when generating an item takes less than a step.
+3. The two together: a loop of decoder steps, each on the next item, the items made ahead
+   in a background thread (``Prefetcher``); its time per step against the step alone.
 
     python benchmarks/bench_synthetic.py [--device cuda] [--scenes 5] [--size 512x384]
 """
@@ -24,7 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import device_name, median_time, sync  # noqa: E402
 
-from cinemagraph.data.dataset import SyntheticScenes  # noqa: E402
+from cinemagraph.data.dataset import Prefetcher, SyntheticScenes  # noqa: E402
 from cinemagraph.data.scene import sample_scene, scene_seed  # noqa: E402
 from cinemagraph.data.synthetic import make_sample  # noqa: E402
 from cinemagraph.models.img_decoder import ImgDecoder  # noqa: E402
@@ -91,6 +93,22 @@ def main():
     verdict = "faster" if per_item < per_step else "slower"
     print(f"generation of one item is {per_step / per_item:.2f}x the speed of a decoder step "
           f"({verdict} than training consumes it)")
+
+    # 3. Both together: each step trains on the next item, made ahead in a thread.
+    steps = 3 * args.scenes
+    items = Prefetcher((data[i] for i in range(100, 100 + steps + 2)), depth=2, device=device)
+    loop_times = []
+    for i in range(steps):
+        sync(device)
+        start = time.perf_counter()
+        item = next(items)
+        target.copy_(item[args.path]["both"]["frames"])
+        step()
+        sync(device)
+        loop_times.append(time.perf_counter() - start)
+    per_loop = statistics.median(loop_times[2:])
+    print(f"| training step on prefetched items (item + step) | {per_loop:.3f} s | "
+          f"{per_loop / per_step:.2f}x the step alone |")
 
 
 if __name__ == "__main__":

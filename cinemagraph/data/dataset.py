@@ -44,3 +44,73 @@ class SyntheticScenes(torch.utils.data.Dataset):
             indices = sorted(rng.choice(self.frames, size=count, replace=False).tolist())
         return make_sample(scene, self.frames, self.paths, self.kinds, self.supersample,
                            self.device, indices)
+
+
+class Prefetcher:
+    """Iterate over ``items`` (an iterable of dataset items) ``depth`` items ahead, in a
+    background thread, on a CUDA stream of its own when the items live on a GPU.
+
+    Generating a synthetic item is mostly Python issuing small GPU kernels, while a training
+    step mostly waits on the GPU; in a thread, the next items are made while the step runs,
+    so training does not wait on data as long as an item takes less time than a step.
+    Each item is handed over once its kernels have finished on the producer's stream, and
+    its tensors are recorded on the consumer's stream so their memory is not reused early.
+    """
+
+    def __init__(self, items, depth: int = 2, device=None):
+        import queue
+        import threading
+
+        self.device = torch.device(device) if device is not None else None
+        self.queue: "queue.Queue" = queue.Queue(maxsize=depth)
+        self.thread = threading.Thread(target=self._fill, args=(iter(items),), daemon=True)
+        self.thread.start()
+
+    def _fill(self, items) -> None:
+        cuda = self.device is not None and self.device.type == "cuda"
+        stream = torch.cuda.Stream(self.device) if cuda else None
+        try:
+            with torch.cuda.stream(stream) if cuda else _null():
+                for item in items:
+                    event = None
+                    if cuda:
+                        event = torch.cuda.Event()
+                        event.record(stream)
+                    self.queue.put((item, event, None))
+        except BaseException as error:  # handed to the consumer, raised there
+            self.queue.put((None, None, error))
+            return
+        self.queue.put((None, None, StopIteration()))
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        item, event, error = self.queue.get()
+        if error is not None:
+            raise error
+        if event is not None:
+            current = torch.cuda.current_stream(self.device)
+            current.wait_event(event)
+            _record(item, current)
+        return item
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _record(value, stream) -> None:
+    if isinstance(value, torch.Tensor):
+        if value.is_cuda:
+            value.record_stream(stream)
+    elif isinstance(value, dict):
+        for v in value.values():
+            _record(v, stream)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            _record(v, stream)

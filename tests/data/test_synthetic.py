@@ -220,3 +220,23 @@ def test_rays_that_hit_nothing_are_invalid():
     assert (image[:, ~valid] == 0).all()
     hits = cast_rays(st, torch.eye(4), scene.K, torch.tensor([[0.0, 0.0], [31.5, 23.5]]))
     assert hits.rect.tolist() == [-1, 0] and hits.depth[1] == 2.0
+
+
+def test_prefetcher_yields_the_items_in_order_and_passes_errors_on():
+    from cinemagraph.data.dataset import Prefetcher
+
+    data = SyntheticScenes(3, "test", seed=1, size=(16, 16), frames=2, paths=("side",),
+                           kinds=("nvs",))
+    got = list(Prefetcher(data[i] for i in range(3)))
+    assert len(got) == 3
+    for i, item in enumerate(got):
+        assert torch.equal(item["image"], data[i]["image"])
+
+    def broken():
+        yield data[0]
+        raise ValueError("bad scene")
+
+    it = Prefetcher(broken())
+    next(it)
+    with pytest.raises(ValueError, match="bad scene"):
+        next(it)
