@@ -393,7 +393,8 @@ def sample_scene(seed: int, split: str, size: tuple[int, int], device=None) -> S
         cloud_flow = dict(flow=[speed, 0.0], shear=rng.uniform(0.0, 0.4),
                           period=rng.uniform(0.2, 0.5) * far)
     b.rect("sky", (-sky_w / 2, sky_top, far), (sky_w, 0, 0), (0, sky_bottom - sky_top, 0),
-           sky_tex, max(sky_w, sky_bottom - sky_top) / rng.uniform(0.8, 1.5),
+           sky_tex, rng.uniform(0.15, 0.3) * far if clouds
+           else max(sky_w, sky_bottom - sky_top) / rng.uniform(0.8, 1.5),
            tint=[1.0, 1.0, 1.0], **cloud_flow)
     # Ground.
     ground_tex = b.texture("photo" if rng.random() < 0.7 else rng.choice(["rock", "foliage"]))
