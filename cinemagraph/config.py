@@ -74,6 +74,29 @@ class RenderJobConfig:
     seed: int = 0
 
 
+@dataclass
+class EvalConfig:
+    """The baseline comparison (:mod:`cinemagraph.eval.compare`).
+
+    ``data``: dataset folder; ``split``; ``methods``: names (empty: all); ``cameras``: paths
+    (empty: every path the scenes have); ``depth_from``: "gt" or "estimated" (the built-in
+    prior; the command's ``--depth``);
+    ``scenes``: at most this many (0: all); ``out``: results folder; ``contact_scenes``: rows
+    of the contact sheet; ``device``: "auto", "cpu" or "cuda".
+    """
+
+    data: str = "???"
+    split: str = "test"
+    methods: list[str] = field(default_factory=list)
+    cameras: list[str] = field(default_factory=list)
+    depth_from: str = "gt"
+    scenes: int = 0
+    out: str = "results"
+    contact_scenes: int = 3
+    device: str = "auto"
+    overwrite: bool = False
+
+
 def register_configs() -> None:
     """Register the schemas: ``render_schema`` and one ``*_schema`` per group."""
     cs = ConfigStore.instance()
@@ -83,6 +106,7 @@ def register_configs() -> None:
     cs.store(group="ldi", name="ldi_schema", node=LDIConfig)
     cs.store(group="renderer", name="renderer_schema", node=RenderSettings)
     cs.store(group="decoder", name="decoder_schema", node=DecoderConfig)
+    cs.store(group="eval", name="eval_schema", node=EvalConfig)
 
 
 def build_components(cfg) -> dict:

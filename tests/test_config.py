@@ -28,7 +28,15 @@ def test_every_config_group_composes_and_builds(group, option):
 
 def test_every_yaml_in_conf_is_covered():
     found = {(p.parent.name, p.stem) for p in Path(CONF).glob("*/*.yaml")}
-    assert found == {(g, o) for g, opts in GROUPS.items() for o in opts}
+    assert found == {(g, o) for g, opts in GROUPS.items() for o in opts} | {("eval", "compare")}
+
+
+def test_the_comparison_config_composes_and_checks_its_keys():
+    with initialize_config_dir(config_dir=CONF, version_base=None):
+        cfg = compose("eval/compare", overrides=["data=some/dir", "depth_from=estimated"])
+        assert cfg.data == "some/dir" and cfg.depth_from == "estimated" and cfg.split == "test"
+        with pytest.raises(ConfigCompositionException):
+            compose("eval/compare", overrides=["depth_frm=gt"])
 
 
 def test_a_typo_fails_at_composition():

@@ -33,6 +33,7 @@ class LDISettings:
     colour-guided weighted median of disparity, :func:`~cinemagraph.filters.joint_weighted_median`;
     0 iterations turns it off). Without it, the pixels on a blurred depth edge get depths
     between the two sides and spread into streaks when the camera moves.
+    ``inpaint``: False leaves every layer with only what the photo shows (an ablation).
     """
 
     max_layers: int = 4
@@ -41,6 +42,7 @@ class LDISettings:
     behind: float = 1.02
     sharpen_iterations: int = 3
     sharpen_radius: int = 3
+    inpaint: bool = True
 
 
 def build_layered_depth_image(image: Tensor, depth: Tensor, motion: MotionField,
@@ -73,7 +75,7 @@ def build_layered_depth_image(image: Tensor, depth: Tensor, motion: MotionField,
         if not visible.any():
             continue
         nearer = labels < index
-        hole = nearer & dilate(visible, margin)
+        hole = nearer & dilate(visible, margin) if settings.inpaint else torch.zeros_like(visible)
         context = erode(labels >= index, settings.context_erosion) | visible
         color, layer_depth, layer_flow = image, depth, flow
         if hole.any():

@@ -1,0 +1,6 @@
+"""Evaluation: the baseline comparison on synthetic ground truth.
+
+:mod:`.methods` holds the compared methods, :mod:`.metrics` PSNR/SSIM/LPIPS on valid pixels,
+:mod:`.data` reads the synthetic datasets, :mod:`.compare` is the command
+(``python -m cinemagraph.eval.compare``).
+"""

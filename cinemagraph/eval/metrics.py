@@ -1,0 +1,93 @@
+"""Image metrics on valid pixels: PSNR, SSIM (scikit-image) and LPIPS (the ``lpips`` package).
+
+Images are ``(3, H, W)`` in ``[0, 1]``; ``valid`` is ``(H, W)`` bool (pixels whose ground
+truth is defined). Every metric is averaged over the valid pixels only.
+
+* PSNR: ``10 log10(1 / MSE)`` over valid pixels and channels; ``inf`` for identical images.
+* SSIM: :func:`skimage.metrics.structural_similarity` with the settings of Wang et al. 2004
+  (Gaussian weights, sigma 1.5, population covariance, ``data_range=1``), computed on the
+  whole image, its SSIM map averaged over valid pixels.
+* LPIPS: AlexNet LPIPS (v0.1, the ``lpips`` package, the variant used in the view-synthesis
+  literature), inputs scaled to ``[-1, 1]``, its spatial map averaged over valid pixels.
+  It needs torchvision's ImageNet AlexNet weights, ``alexnet-owt-7be5be79.pth``, in the torch
+  hub cache (``torch.hub.get_dir()/checkpoints``; a machine with internet fetches it with
+  ``python -c "import torchvision; torchvision.models.alexnet(weights='DEFAULT')"``). Where
+  they are absent LPIPS is not computed and the reason is reported; no other network is ever
+  used in its place.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
+
+
+def psnr(pred: Tensor, target: Tensor, valid: Tensor) -> float:
+    """Return the PSNR in dB of ``pred`` against ``target`` on ``valid`` pixels."""
+    err = (pred.double() - target.double()).square().mean(0)[valid]
+    if err.numel() == 0:
+        return float("nan")
+    mse = float(err.mean())
+    return math.inf if mse == 0.0 else 10.0 * math.log10(1.0 / mse)
+
+
+def ssim(pred: Tensor, target: Tensor, valid: Tensor) -> float:
+    """Return the mean SSIM of ``pred`` against ``target`` over ``valid`` pixels."""
+    from skimage.metrics import structural_similarity
+
+    a = pred.detach().permute(1, 2, 0).cpu().double().numpy()
+    b = target.detach().permute(1, 2, 0).cpu().double().numpy()
+    _, full = structural_similarity(b, a, channel_axis=2, data_range=1.0, gaussian_weights=True,
+                                    sigma=1.5, use_sample_covariance=False, full=True)
+    mask = valid.cpu().numpy()
+    return float(full.mean(axis=2)[mask].mean()) if mask.any() else float("nan")
+
+
+def lpips_unavailable_reason() -> str | None:
+    """Return why LPIPS cannot run here, or None if it can."""
+    try:
+        import lpips  # noqa: F401
+    except ImportError:
+        return "the lpips package is not installed (pip install lpips)"
+    path = Path(torch.hub.get_dir()) / "checkpoints" / ALEXNET_FILE
+    if not path.exists():
+        return f"torchvision's AlexNet weights are not in {path.parent} ({ALEXNET_FILE})"
+    return None
+
+
+class LPIPS:
+    """AlexNet LPIPS on valid pixels (see the module docstring); raises if unavailable."""
+
+    def __init__(self, device=None):
+        reason = lpips_unavailable_reason()
+        if reason is not None:
+            raise RuntimeError(f"LPIPS unavailable: {reason}")
+        import lpips
+
+        self.model = lpips.LPIPS(net="alex", spatial=True, verbose=False).to(device).eval()
+        self.device = device
+
+    @torch.no_grad()
+    def __call__(self, pred: Tensor, target: Tensor, valid: Tensor) -> float:
+        a = pred[None].to(self.device) * 2.0 - 1.0
+        b = target[None].to(self.device) * 2.0 - 1.0
+        dist = self.model(a, b)[0, 0]
+        mask = valid.to(dist.device)
+        return float(dist[mask].mean()) if bool(mask.any()) else float("nan")
+
+
+def mean(values) -> float:
+    """Mean of finite values, with ``inf`` kept when every value is ``inf`` (identical images)."""
+    arr = np.asarray(list(values), dtype=np.float64)
+    arr = arr[~np.isnan(arr)]
+    if arr.size == 0:
+        return float("nan")
+    if np.isinf(arr).all():
+        return float(arr[0])
+    return float(arr[np.isfinite(arr)].mean())
