@@ -129,3 +129,32 @@ def test_compare_is_deterministic_and_configurable(dataset, tmp_path):
 def test_missing_data_is_a_clear_error(tmp_path, capsys):
     assert compare_main(["--data", str(tmp_path), "--out", str(tmp_path / "r")]) == 2
     assert "no synthetic scenes" in capsys.readouterr().err
+
+
+def test_lpips_wiring_with_stand_in_alexnet_weights(monkeypatch, tmp_path):
+    # Random AlexNet weights at the official file name, only to exercise the plumbing (the
+    # spatial map, the valid-pixel mask); the scores of such a network mean nothing.
+    torchvision = pytest.importorskip("torchvision")
+    pytest.importorskip("lpips")
+    (tmp_path / "checkpoints").mkdir()
+    torch.manual_seed(0)
+    torch.save(torchvision.models.alexnet().state_dict(),
+               tmp_path / "checkpoints" / metrics.ALEXNET_FILE)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    assert metrics.lpips_unavailable_reason() is None
+    model = metrics.LPIPS()
+    g = torch.Generator().manual_seed(1)
+    a = torch.rand(3, 64, 64, generator=g)
+    valid = torch.ones(64, 64, dtype=torch.bool)
+    assert model(a, a, valid) == pytest.approx(0.0, abs=1e-6)
+    b = a.clone()
+    b[:, :, :32] = torch.rand(3, 64, 32, generator=g)  # changed on the left half only
+    right = valid.clone()
+    right[:, :32] = False
+    assert model(b, a, valid) > model(b, a, right)
+
+
+def test_estimated_depth_runs_and_the_table_says_so(dataset, tmp_path, capsys):
+    assert compare_main(["--data", str(dataset), "--methods", "naive-pc", "--depth", "estimated",
+                         "--out", str(tmp_path / "e"), "--device", "cpu"]) == 0
+    assert "depth: estimated" in capsys.readouterr().out
