@@ -7,6 +7,7 @@ The learned feature network and decoder plug in behind :class:`FeatureExtractor`
 
 from .decoder import CompositingDecoder, Decoder, SplattedFrame
 from .features import FeatureExtractor, RGBDisparityFeatures
+from .zoo import REGISTRY, create, find_weights
 
-__all__ = ["CompositingDecoder", "Decoder", "FeatureExtractor", "RGBDisparityFeatures",
-           "SplattedFrame"]
+__all__ = ["REGISTRY", "CompositingDecoder", "Decoder", "FeatureExtractor",
+           "RGBDisparityFeatures", "SplattedFrame", "create", "find_weights"]
