@@ -5,10 +5,11 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    commands = {"render": "cinemagraph.cli.render"}
+    commands = {"render": "cinemagraph.cli.render", "download": "cinemagraph.download"}
     if not argv or argv[0] not in commands:
         print("usage: cinemagraph render IMAGE [--camera NAME] [options]  (cinemagraph render "
-              "--help for the options)", file=sys.stderr)
+              "--help for the options)\n       cinemagraph download [NAMES] [--dir pretrained]",
+              file=sys.stderr)
         return 0 if argv and argv[0] in ("-h", "--help") else 2
     from importlib import import_module
 
