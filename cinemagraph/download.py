@@ -42,14 +42,15 @@ ENV_MIRROR = "CINEMAGRAPH_DOWNLOAD_MIRROR"
 
 @dataclass
 class Source:
-    """One downloadable file: its official name and address, what verifies it, and what
-    it serves. ``members``: for an archive, the files to extract (by base name)."""
+    """One downloadable file: its official name and address, what verifies it, and the
+    models it serves. ``members``: for an archive, the files to extract (by base name) and
+    the models each serves."""
 
     file: str
     url: str
     sha256: str | None = None
     models: tuple[str, ...] = ()
-    members: tuple[str, ...] = ()
+    members: dict = field(default_factory=dict)
     note: str = ""
 
     @property
@@ -73,8 +74,8 @@ SOURCES: dict[str, Source] = {
     "cinemagraphy": Source("3d-cinemagraphy-ckpts.zip",
                            "https://drive.usercontent.google.com/download?id="
                            "1ROxvB7D-vNYl4eYmIzZ5Gitg84amMd19&export=download&confirm=t",
-                           members=("model_150000.pth", "sceneflow_model.pth"),
-                           models=("feature_net", "img_decoder", "motion_net"),
+                           members={"model_150000.pth": ("feature_net", "img_decoder"),
+                                    "sceneflow_model.pth": ("motion_net",)},
                            note="the archive of the original repository's README "
                                 "(Google Drive); not verified against the live service here"),
 }
@@ -187,7 +188,7 @@ def _extract(archive: Path, directory: Path, source: Source) -> list[Path]:
     written = []
     with bundle:
         by_name = {Path(info.filename).name: info for info in bundle.infolist() if not info.is_dir()}
-        for member in source.members:
+        for member, models in source.members.items():
             if member not in by_name:
                 raise UserError(f"{source.file} has no {member}")
             partial = directory / (member + ".partial")
@@ -195,7 +196,7 @@ def _extract(archive: Path, directory: Path, source: Source) -> list[Path]:
                 with bundle.open(by_name[member]) as src, open(partial, "wb") as dst:
                     while chunk := src.read(1 << 20):
                         dst.write(chunk)
-                checked = check_layout(partial, source.models)
+                checked = check_layout(partial, models)
                 partial.replace(directory / member)
             finally:
                 partial.unlink(missing_ok=True)

@@ -94,7 +94,7 @@ def test_archive_members_are_extracted_and_checked(server, tmp_path):
         z.writestr("ckpts/model_150000.pth", decoder_file())
         z.writestr("ckpts/other.txt", "x")
     sources = {"bundle": Source("bundle.zip", server("bundle.zip", buf.getvalue()),
-                                members=("model_150000.pth",), models=("img_decoder",))}
+                                members={"model_150000.pth": ("img_decoder",)})}
     written = download(["bundle"], tmp_path, sources=sources, progress=False)
     assert written == [tmp_path / "model_150000.pth"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model_150000.pth"]

@@ -182,6 +182,15 @@ def _img_decoder() -> nn.Module:
     return ImgDecoder(in_ch=37, out_ch=3)
 
 
+def _feature_net() -> nn.Module:
+    from .feature_net import ResUNet
+
+    return ResUNet(in_ch=4, out_ch=32)
+
+
+register(ModelSpec("feature_net", _feature_net, "model_150000.pth", container_key="feature_net",
+                   description="3D Cinemagraphy feature network (training checkpoint entry "
+                               "'feature_net')"))
 register(ModelSpec("img_decoder", _img_decoder, "model_150000.pth", container_key="img_decoder",
                    description="3D Cinemagraphy image decoder (training checkpoint entry "
                                "'img_decoder')"))
