@@ -182,6 +182,16 @@ def _img_decoder() -> nn.Module:
     return ImgDecoder(in_ch=37, out_ch=3)
 
 
+def _dpt_hybrid() -> nn.Module:
+    from ..depth.dpt import DPTHybrid
+
+    return DPTHybrid()
+
+
+register(ModelSpec("dpt_hybrid", _dpt_hybrid, "dpt_hybrid-midas-501f0c75.pt",
+                   description="DPT-Hybrid (ViT-Hybrid on timm), relative inverse depth"))
+
+
 def _feature_net() -> nn.Module:
     from .feature_net import ResUNet
 

@@ -1,0 +1,195 @@
+"""DPT-Hybrid (Ranftl et al. 2021), the depth network of the original pipeline, on timm.
+
+``DPTHybrid`` is ``DPTDepthModel(backbone='vitb_rn50_384', non_negative=True)`` of the
+original code with its official state-dict layout (``dpt_hybrid-midas-501f0c75.pt``):
+
+* ``pretrained.model``: timm's ViT-Hybrid (``vit_base_r50_s16_384``: a ResNetV2 with layers
+  3, 4, 9 and weight-standardised "SAME" convolutions, then ViT-B/16), built by timm, not
+  copied. Its features are taken by :meth:`DPTHybrid.forward_features` (the two ResNet
+  stages and the tokens after blocks 8 and 11), no hooks;
+* ``pretrained.act_postprocess3/4``: the "project" readout (the class token concatenated
+  to every token, Linear 1536 -> 768, GELU) and the reassembly convolutions;
+* ``scratch``: the 3x3 projections to 256 channels, four fusion blocks (residual
+  convolution units, bilinear x2 with ``align_corners=True``) and the head.
+
+Input ``(B, 3, H, W)`` normalised to ``[-1, 1]``, ``H`` and ``W`` multiples of 32; output
+``(B, H, W)`` relative inverse depth (>= 0). The position embedding's 24x24 grid is resized
+bilinearly (``align_corners=False``) to ``(H / 16, W / 16)`` as the original does.
+
+Weight standardisation: DPT was trained with timm 0.4.5, whose standardised convolution
+computes ``(w - mean) / (std + 1e-5)`` (biased std); timm 1.x computes
+``(w - mean) / sqrt(var + 1e-8)`` for this model. Only that differs between the two, and it
+moves DPT's output by about 1e-3 relative. The default, ``"timm-0.4.5"``, reproduces the
+numbers DPT was trained and published with; ``"timm-1"`` reproduces what the original
+repository computes when installed with a recent timm.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+#: Transformer blocks whose tokens feed the decoder (0-based), after ResNet stages 0 and 1.
+HOOKS = (8, 11)
+
+
+def _standardise_like_timm_045(model: nn.Module) -> None:
+    """Make every weight-standardised convolution of ``model`` use timm 0.4.5's formula."""
+    from timm.layers import StdConv2dSame
+    from timm.layers.padding import pad_same
+
+    class StdConv2dSame045(StdConv2dSame):
+        def forward(self, x: Tensor) -> Tensor:
+            if self.same_pad:
+                x = pad_same(x, self.kernel_size, self.stride, self.dilation)
+            flat = self.weight.reshape(self.out_channels, -1)
+            mean = flat.mean(1, keepdim=True)
+            std = flat.std(1, keepdim=True, unbiased=False)
+            weight = ((flat - mean) / (std + 1e-5)).reshape_as(self.weight)
+            return F.conv2d(x, weight, self.bias, self.stride, self.padding, self.dilation,
+                            self.groups)
+
+    for module in model.modules():
+        if type(module) is StdConv2dSame:
+            module.__class__ = StdConv2dSame045  # same parameters, 0.4.5 arithmetic
+
+
+class Readout(nn.Module):
+    """The "project" readout: ``[tokens, cls] -> Linear -> GELU``."""
+
+    def __init__(self, dim: int = 768):
+        super().__init__()
+        self.project = nn.Sequential(nn.Linear(2 * dim, dim), nn.GELU())
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        cls = tokens[:, :1].expand_as(tokens[:, 1:])
+        return self.project(torch.cat([tokens[:, 1:], cls], dim=-1))
+
+
+class ResidualConvUnit(nn.Module):
+    def __init__(self, features: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(features, features, 3, padding=1)
+        self.conv2 = nn.Conv2d(features, features, 3, padding=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.conv2(F.relu(self.conv1(F.relu(x))))
+
+
+class FeatureFusionBlock(nn.Module):
+    def __init__(self, features: int):
+        super().__init__()
+        # Declared in the official order (out_conv first), so the state dict lists alike.
+        self.out_conv = nn.Conv2d(features, features, 1)
+        self.resConfUnit1 = ResidualConvUnit(features)
+        self.resConfUnit2 = ResidualConvUnit(features)
+
+    def forward(self, x: Tensor, skip: Tensor | None = None) -> Tensor:
+        if skip is not None:
+            x = x + self.resConfUnit1(skip)
+        x = self.resConfUnit2(x)
+        x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=True)
+        return self.out_conv(x)
+
+
+class _Upsample(nn.Module):
+    def forward(self, x: Tensor) -> Tensor:
+        return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=True)
+
+
+class _Pretrained(nn.Module):
+    """Holds the backbone and the reassembly of tokens, under the official names."""
+
+    def __init__(self, standardisation: str):
+        super().__init__()
+        import timm
+
+        self.model = timm.create_model("vit_base_r50_s16_384", pretrained=False)
+        if standardisation == "timm-0.4.5":
+            _standardise_like_timm_045(self.model)
+        elif standardisation != "timm-1":
+            raise ValueError(f"unknown weight standardisation '{standardisation}'")
+        self.act_postprocess3 = nn.Sequential(Readout(), nn.Identity(), nn.Identity(),
+                                              nn.Conv2d(768, 768, 1))
+        self.act_postprocess4 = nn.Sequential(Readout(), nn.Identity(), nn.Identity(),
+                                              nn.Conv2d(768, 768, 1),
+                                              nn.Conv2d(768, 768, 3, stride=2, padding=1))
+
+
+class _Scratch(nn.Module):
+    def __init__(self, features: int = 256):
+        super().__init__()
+        self.layer1_rn = nn.Conv2d(256, features, 3, padding=1, bias=False)
+        self.layer2_rn = nn.Conv2d(512, features, 3, padding=1, bias=False)
+        self.layer3_rn = nn.Conv2d(768, features, 3, padding=1, bias=False)
+        self.layer4_rn = nn.Conv2d(768, features, 3, padding=1, bias=False)
+        self.refinenet1 = FeatureFusionBlock(features)
+        self.refinenet2 = FeatureFusionBlock(features)
+        self.refinenet3 = FeatureFusionBlock(features)
+        self.refinenet4 = FeatureFusionBlock(features)
+        self.output_conv = nn.Sequential(
+            nn.Conv2d(features, features // 2, 3, padding=1), _Upsample(),
+            nn.Conv2d(features // 2, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 1, 1),
+            nn.ReLU(), nn.Identity())
+
+
+class DPTHybrid(nn.Module):
+    """See the module docstring."""
+
+    def __init__(self, standardisation: str = "timm-0.4.5"):
+        super().__init__()
+        self.pretrained = _Pretrained(standardisation)
+        self.scratch = _Scratch()
+
+    def _pos_embed(self, grid: tuple[int, int]) -> Tensor:
+        pos = self.pretrained.model.pos_embed
+        side = int((pos.shape[1] - 1) ** 0.5)
+        cells = pos[:, 1:].reshape(1, side, side, -1).permute(0, 3, 1, 2)
+        cells = F.interpolate(cells, size=grid, mode="bilinear", align_corners=False)
+        return torch.cat([pos[:, :1], cells.flatten(2).transpose(1, 2)], dim=1)
+
+    def forward_features(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Return ResNet stage 0 and 1 outputs and the tokens after blocks 8 and 11 (with the
+        class token first, before the final norm)."""
+        vit = self.pretrained.model
+        backbone = vit.patch_embed.backbone
+        h = backbone.stem(x)
+        stage0 = backbone.stages[0](h)
+        stage1 = backbone.stages[1](stage0)
+        h = vit.patch_embed.proj(backbone.stages[2](stage1))
+        grid = h.shape[-2:]
+        tokens = torch.cat([vit.cls_token.expand(h.shape[0], -1, -1),
+                            h.flatten(2).transpose(1, 2)], dim=1)
+        tokens = vit.pos_drop(tokens + self._pos_embed(tuple(grid)))
+        taken = {}
+        for index, block in enumerate(vit.blocks[: max(HOOKS) + 1]):
+            tokens = block(tokens)
+            if index in HOOKS:
+                taken[index] = tokens
+        return stage0, stage1, taken[HOOKS[0]], taken[HOOKS[1]]
+
+    def _reassemble(self, tokens: Tensor, post: nn.Sequential, grid: tuple[int, int]) -> Tensor:
+        x = post[0](tokens).transpose(1, 2).reshape(tokens.shape[0], -1, *grid)
+        for layer in post[3:]:
+            x = layer(x)
+        return x
+
+    def head_pre_relu(self, x: Tensor) -> Tensor:
+        """Return the head's output before its last ReLU, ``(B, 1, H, W)``."""
+        stage0, stage1, t8, t11 = self.forward_features(x)
+        grid = (x.shape[-2] // 16, x.shape[-1] // 16)
+        s = self.scratch
+        l1 = s.layer1_rn(stage0)
+        l2 = s.layer2_rn(stage1)
+        l3 = s.layer3_rn(self._reassemble(t8, self.pretrained.act_postprocess3, grid))
+        l4 = s.layer4_rn(self._reassemble(t11, self.pretrained.act_postprocess4, grid))
+        path = s.refinenet4(l4)
+        path = s.refinenet3(path, l3)
+        path = s.refinenet2(path, l2)
+        path = s.refinenet1(path, l1)
+        return s.output_conv[:5](path)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.relu(self.head_pre_relu(x)).squeeze(1)
