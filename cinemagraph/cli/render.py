@@ -52,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="what --depth holds (default: guessed, and logged)")
     g.add_argument("--depth-is-disparity", action="store_true",
                    help="same as --depth-kind disparity")
+    g.add_argument("--weights-dir", type=Path, help="folder of official checkpoints (default: "
+                   "$CINEMAGRAPH_WEIGHTS, then pretrained/)")
     g = p.add_argument_group("motion")
     g.add_argument("--motion", type=Path, help="labelme JSON with the moving region and hints")
     g.add_argument("--hints", type=Path, help="hints JSON (format: cinemagraph.motion.hints)")
@@ -174,10 +176,21 @@ def run(args) -> Path:
         depth = load_depth_file(args.depth, size, kind)
         log.info("depth: from file '%s'", args.depth)
     else:
-        estimator = GroundPlanePrior()
-        depth = estimator(image)
-        log.info("depth: %s (no learned depth model in this version; pass --depth FILE to use "
-                 "your own)", estimator.description)
+        from ..models.zoo import find_weights
+
+        weights = find_weights("dpt_hybrid", args.weights_dir)
+        if weights is not None:
+            from ..depth.dpt import DPTDepth
+
+            estimator = DPTDepth(weights, device)
+            depth = estimator(image)
+            log.info("depth: DPT hybrid ('%s')", weights)
+        else:
+            estimator = GroundPlanePrior()
+            depth = estimator(image)
+            log.info("depth: %s (no DPT weights: dpt_hybrid-midas-501f0c75.pt is not in "
+                     "--weights-dir, $CINEMAGRAPH_WEIGHTS or pretrained/; cinemagraph download "
+                     "dpt_hybrid fetches it; or pass --depth FILE)", estimator.description)
 
     hints = _load_hints(args, size, original_size, scale)
     interpolator = HintInterpolator(flow_scale=args.flow_scale)

@@ -193,3 +193,71 @@ class DPTHybrid(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return F.relu(self.head_pre_relu(x)).squeeze(1)
+
+
+# --------------------------------------------------------------------------------------
+# The depth stage around the network: the original's pre- and post-processing.
+
+#: Network input size the original aims at, and the multiple both sides are rounded to.
+NET_SIZE, MULTIPLE = 384, 32
+
+
+def network_size(height: int, width: int) -> tuple[int, int]:
+    """Return the input size of the original's ``Resize(384, 384, keep_aspect_ratio=True,
+    ensure_multiple_of=32, resize_method="minimal")``: the scale closer to 1 of the two that
+    fit each side to 384, applied to both sides, each rounded to a multiple of 32."""
+    scale_h, scale_w = NET_SIZE / height, NET_SIZE / width
+    scale = scale_w if abs(1 - scale_w) < abs(1 - scale_h) else scale_h
+    return (max(MULTIPLE, round(scale * height / MULTIPLE) * MULTIPLE),
+            max(MULTIPLE, round(scale * width / MULTIPLE) * MULTIPLE))
+
+
+class DPTDepth:
+    """The depth stage on DPT-Hybrid, as the original pipeline runs it.
+
+    1. Resize the photo to :func:`network_size` (bicubic), normalise to ``[-1, 1]``.
+    2. Run DPT: relative inverse depth; resize it back to the photo (bicubic).
+    3. As the original reads DPT's output back: min-max normalise the disparity to
+       ``[0, 1]`` (the original writes and reads a 16-bit PNG; that quantisation, under
+       2e-5, is skipped), 5x5 median filter (``scipy.ndimage.median_filter``, reflect
+       borders; the original's ``remove_noise_in_dpt_disparity``), depth = 1 / max(d, 1e-6).
+       The pipeline's :func:`~cinemagraph.depth.base.normalize_depth` then scales it to near
+       depth 1 and clamps the far end at 100 (the farthest pixel has disparity 0 here).
+
+    ``dtype`` (``torch.bfloat16`` or ``float16``) and ``channels_last`` are options for GPUs.
+    """
+
+    def __init__(self, checkpoint, device=None, dtype: torch.dtype = torch.float32,
+                 channels_last: bool = False):
+        from ..models.zoo import create
+
+        self.checkpoint = checkpoint
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.dtype = dtype
+        self.model = create("dpt_hybrid", checkpoint=checkpoint).to(self.device, dtype)
+        if channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.channels_last = channels_last
+        self.description = f"DPT hybrid ({checkpoint})"
+
+    @torch.no_grad()
+    def disparity(self, image: Tensor) -> Tensor:
+        """Return DPT's relative inverse depth ``(1, 1, H, W)`` at the photo's size."""
+        h, w = image.shape[-2:]
+        x = F.interpolate(image.float(), size=network_size(h, w), mode="bicubic",
+                          align_corners=False)
+        x = ((x - 0.5) / 0.5).to(self.device, self.dtype)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        out = self.model(x).float()[:, None]
+        return F.interpolate(out, size=(h, w), mode="bicubic", align_corners=False).cpu()
+
+    def __call__(self, image: Tensor) -> Tensor:
+        from scipy.ndimage import median_filter
+
+        disparity = self.disparity(image)[0, 0].numpy()
+        lo, hi = float(disparity.min()), float(disparity.max())
+        disparity = (disparity - lo) / max(hi - lo, 1e-12)
+        disparity = median_filter(disparity, size=5)
+        depth = 1.0 / torch.from_numpy(disparity).clamp_min(1e-6)
+        return depth[None, None].to(image.device)

@@ -81,3 +81,82 @@ def test_the_timm_1_arithmetic_is_available_and_differs_as_documented(conformanc
     assert ok, got
     # The two arithmetics are told apart by the tolerances: timm 1.x misses the 0.4.5 data.
     assert not within(pre, data["mid_head_pre_relu"], 2e-4, 5e-5)[0]
+
+
+# --- the depth stage around the network ---------------------------------------------------
+
+from cinemagraph.depth.dpt import DPTDepth, network_size  # noqa: E402
+
+
+def test_network_size_follows_the_original_minimal_resize():
+    assert network_size(720, 1280) == (384, 672)  # the issue's 1280x720 photo
+    assert network_size(384, 512) == (384, 512)
+    assert network_size(1280, 720) == (672, 384)
+    assert network_size(48, 64) == (288, 384)  # the scale closer to 1 wins (6 rather than 8)
+
+
+@pytest.fixture(scope="module")
+def weights_dir(tmp_path_factory):
+    """A DPT file under its official name, with untrained weights (plumbing only)."""
+    folder = tmp_path_factory.mktemp("weights")
+    torch.manual_seed(0)
+    torch.save(DPTHybrid().state_dict(), folder / "dpt_hybrid-midas-501f0c75.pt")
+    return folder
+
+
+def test_depth_stage_post_processing_is_the_originals(weights_dir):
+    from scipy.ndimage import median_filter
+
+    stage = DPTDepth(weights_dir / "dpt_hybrid-midas-501f0c75.pt")
+    image = torch.rand(1, 3, 40, 56, generator=torch.Generator().manual_seed(0))
+    disparity = stage.disparity(image)
+    assert disparity.shape == (1, 1, 40, 56)
+    d = disparity[0, 0].numpy()
+    d = median_filter((d - d.min()) / max(d.max() - d.min(), 1e-12), size=5)
+    expected = 1.0 / torch.from_numpy(d).clamp_min(1e-6)
+    assert torch.allclose(stage(image)[0, 0], expected)
+
+
+def test_render_uses_dpt_when_its_weights_are_present(weights_dir, tmp_path, caplog):
+    import logging
+
+    from cinemagraph.cli.render import main as render_main
+    from cinemagraph.media.image import save_image
+
+    photo = tmp_path / "p.png"
+    save_image(photo, (torch.rand(40, 56, 3).numpy() * 255).astype("uint8"))
+    with caplog.at_level(logging.INFO):
+        assert render_main([str(photo), "--camera", "static", "--frames", "2", "--device", "cpu",
+                            "--weights-dir", str(weights_dir), "-o", str(tmp_path / "v.mp4"),
+                            "--quiet"]) == 0
+    assert "depth: DPT hybrid" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        assert render_main([str(photo), "--camera", "static", "--frames", "2", "--device", "cpu",
+                            "--weights-dir", str(tmp_path), "-o", str(tmp_path / "w.mp4"),
+                            "--quiet"]) == 0
+    assert "no DPT weights" in caplog.text
+
+
+def test_depth_command(weights_dir, tmp_path, capsys, monkeypatch):
+    import imageio.v3 as iio
+    import numpy as np
+
+    from cinemagraph.depth.__main__ import main as depth_main
+    from cinemagraph.media.image import save_image
+
+    monkeypatch.chdir(tmp_path)  # no pretrained/ here
+    monkeypatch.delenv("CINEMAGRAPH_WEIGHTS", raising=False)
+    photo = tmp_path / "p.png"
+    save_image(photo, (torch.rand(40, 56, 3).numpy() * 255).astype("uint8"))
+    assert depth_main([str(photo), "--model", "prior", "--save-npy"]) == 0
+    picture = iio.imread(tmp_path / "p_depth.png")
+    assert picture.dtype == np.uint16 and picture.shape == (40, 56) and picture.max() == 65535
+    assert np.load(tmp_path / "p_depth.npy").shape == (40, 56)
+    assert depth_main([str(photo), "--model", "prior"]) == 2  # exists: needs --overwrite
+    capsys.readouterr()
+    assert depth_main([str(photo), "-o", str(tmp_path / "x.png")]) == 2  # no weights anywhere
+    assert "no DPT weights" in capsys.readouterr().err
+    assert depth_main([str(photo), "-o", str(tmp_path / "y.png"), "--weights-dir",
+                       str(weights_dir), "--device", "cpu"]) == 0
+    assert (tmp_path / "y.png").exists()
