@@ -219,8 +219,9 @@ class DPTDepth:
     2. Run DPT: relative inverse depth; resize it back to the photo (bicubic).
     3. As the original reads DPT's output back: min-max normalise the disparity to
        ``[0, 1]`` (the original writes and reads a 16-bit PNG; that quantisation, under
-       2e-5, is skipped), 5x5 median filter (``scipy.ndimage.median_filter``, reflect
-       borders; the original's ``remove_noise_in_dpt_disparity``), depth = 1 / max(d, 1e-6).
+       2e-5, is skipped), 5x5 median filter (the original's ``remove_noise_in_dpt_disparity``,
+       ``scipy.ndimage.median_filter`` with reflect borders, here computed on the device,
+       :func:`median_filter_5x5`), depth = 1 / max(d, 1e-6).
        The pipeline's :func:`~cinemagraph.depth.base.normalize_depth` then scales it to near
        depth 1 and clamps the far end at 100 (the farthest pixel has disparity 0 here).
 
@@ -242,22 +243,40 @@ class DPTDepth:
 
     @torch.no_grad()
     def disparity(self, image: Tensor) -> Tensor:
-        """Return DPT's relative inverse depth ``(1, 1, H, W)`` at the photo's size."""
+        """Return DPT's relative inverse depth ``(1, 1, H, W)`` at the photo's size, on the
+        stage's device."""
         h, w = image.shape[-2:]
-        x = F.interpolate(image.float(), size=network_size(h, w), mode="bicubic",
-                          align_corners=False)
+        x = F.interpolate(image.float().to(self.device), size=network_size(h, w),
+                          mode="bicubic", align_corners=False)
         x = ((x - 0.5) / 0.5).to(self.device, self.dtype)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         out = self.model(x).float()[:, None]
-        return F.interpolate(out, size=(h, w), mode="bicubic", align_corners=False).cpu()
+        return F.interpolate(out, size=(h, w), mode="bicubic", align_corners=False)
 
     def __call__(self, image: Tensor) -> Tensor:
-        from scipy.ndimage import median_filter
+        disparity = self.disparity(image)
+        lo, hi = disparity.amin(), disparity.amax()
+        disparity = (disparity - lo) / (hi - lo).clamp_min(1e-12)
+        depth = 1.0 / median_filter_5x5(disparity).clamp_min(1e-6)
+        return depth.to(image.device)
 
-        disparity = self.disparity(image)[0, 0].numpy()
-        lo, hi = float(disparity.min()), float(disparity.max())
-        disparity = (disparity - lo) / max(hi - lo, 1e-12)
-        disparity = median_filter(disparity, size=5)
-        depth = 1.0 / torch.from_numpy(disparity).clamp_min(1e-6)
-        return depth[None, None].to(image.device)
+
+def _pad_symmetric(x: Tensor, p: int) -> Tensor:
+    """Pad the last two dims by ``p`` mirroring about the edge, edge included (``d c b a | a b
+    c d``, scipy.ndimage's "reflect"; torch's "reflect" leaves the edge out)."""
+    x = torch.cat([x[..., :p, :].flip(-2), x, x[..., -p:, :].flip(-2)], dim=-2)
+    return torch.cat([x[..., :, :p].flip(-1), x, x[..., :, -p:].flip(-1)], dim=-1)
+
+
+def median_filter_5x5(x: Tensor, rows_per_chunk: int = 256) -> Tensor:
+    """Return the 5x5 median of ``x (1, 1, H, W)``, equal to
+    ``scipy.ndimage.median_filter(x, size=5)`` (reflect borders), on ``x``'s device."""
+    padded = _pad_symmetric(x, 2)
+    h = x.shape[-2]
+    out = torch.empty_like(x)
+    for top in range(0, h, rows_per_chunk):
+        rows = min(rows_per_chunk, h - top)
+        windows = F.unfold(padded[..., top:top + rows + 4, :], 5)  # (1, 25, rows * W)
+        out[..., top:top + rows, :] = windows.median(dim=1).values.view(1, 1, rows, -1)
+    return out
