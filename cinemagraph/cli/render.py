@@ -54,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="same as --depth-kind disparity")
     g.add_argument("--weights-dir", type=Path, help="folder of official checkpoints (default: "
                    "$CINEMAGRAPH_WEIGHTS, then pretrained/)")
+    g.add_argument("--depth-precision", choices=["fp32", "bf16", "fp16"], default="fp32",
+                   help="DPT's arithmetic (bf16/fp16 for GPUs; fp32 reproduces the original)")
     g = p.add_argument_group("motion")
     g.add_argument("--motion", type=Path, help="labelme JSON with the moving region and hints")
     g.add_argument("--hints", type=Path, help="hints JSON (format: cinemagraph.motion.hints)")
@@ -182,9 +184,11 @@ def run(args) -> Path:
         if weights is not None:
             from ..depth.dpt import DPTDepth
 
-            estimator = DPTDepth(weights, device)
+            dtype = {"fp32": torch.float32, "bf16": torch.bfloat16,
+                     "fp16": torch.float16}[args.depth_precision]
+            estimator = DPTDepth(weights, device, dtype)
             depth = estimator(image)
-            log.info("depth: DPT hybrid ('%s')", weights)
+            log.info("depth: DPT hybrid ('%s', %s)", weights, args.depth_precision)
         else:
             estimator = GroundPlanePrior()
             depth = estimator(image)

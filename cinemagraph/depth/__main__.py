@@ -18,6 +18,8 @@ from ..errors import UserError
 
 log = logging.getLogger("cinemagraph.depth")
 
+PRECISIONS = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -31,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--save-npy", action="store_true", help="also write the depth as .npy")
     p.add_argument("--max-size", type=int, default=1920, help="cap on the long side (0: none)")
     p.add_argument("--device", help="cpu or cuda (default: cuda when present)")
+    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32",
+                   help="DPT's arithmetic (bf16/fp16 for GPUs; fp32 reproduces the original)")
     p.add_argument("--overwrite", action="store_true")
     args = p.parse_args(argv)
     try:
@@ -65,7 +69,9 @@ def run(args) -> None:
                             "--model prior")
         from .dpt import DPTDepth
 
-        estimator = DPTDepth(weights, device)
+        import torch
+
+        estimator = DPTDepth(weights, device, getattr(torch, PRECISIONS[args.precision]))
     else:
         from .prior import GroundPlanePrior
 
