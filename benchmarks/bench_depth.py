@@ -1,10 +1,10 @@
-"""Time DPT-Hybrid on a 1280x720 photo (network input 384x672), fp32 and reduced precision.
+"""Time DPT-Hybrid (or DPT-Large) on a 1280x720 photo (network input 384x672), fp32 and reduced precision.
 
 The network alone (CUDA events or wall time, median of several runs) with untrained weights
 (the arithmetic is the same as with the official file), and the whole depth stage
 (resize, network, resize back, median filter); the built-in prior in the same run.
 
-    python benchmarks/bench_depth.py [--device cuda] [--runs 10]
+    python benchmarks/bench_depth.py [--device cuda] [--runs 10] [--model dpt_large]
 """
 
 from __future__ import annotations
@@ -20,20 +20,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import device_name, median_time  # noqa: E402
 
 from cinemagraph.depth import GroundPlanePrior  # noqa: E402
-from cinemagraph.depth.dpt import DPTDepth, DPTHybrid, network_size  # noqa: E402
+from cinemagraph.depth.dpt import MODELS, DPTDepth, network_size  # noqa: E402
+from cinemagraph.models import create  # noqa: E402
+from cinemagraph.models.zoo import REGISTRY  # noqa: E402
 
 
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--runs", type=int, default=10)
+    p.add_argument("--model", default="dpt_hybrid", choices=sorted(MODELS))
     args = p.parse_args()
     device = torch.device(args.device)
     h, w = network_size(720, 1280)
-    print(f"device: {device_name(device)}; DPT-Hybrid, input {w}x{h} (a 1280x720 photo)")
+    print(f"device: {device_name(device)}; {MODELS[args.model]}, input {w}x{h} (a 1280x720 photo)")
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "dpt_hybrid-midas-501f0c75.pt"
-        torch.save(DPTHybrid().state_dict(), path)
+        path = Path(tmp) / REGISTRY[args.model].official_file
+        torch.save(create(args.model).state_dict(), path)
         variants = [("fp32", torch.float32, False)]
         if device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = False
@@ -43,7 +46,7 @@ def main():
         image = torch.rand(1, 3, 720, 1280)
         rows = []
         for name, dtype, cl in variants:
-            stage = DPTDepth(path, device, dtype, channels_last=cl)
+            stage = DPTDepth(path, device, dtype, channels_last=cl, model=args.model)
             x = torch.rand(1, 3, h, w, device=device, dtype=dtype)
             if cl:
                 x = x.contiguous(memory_format=torch.channels_last)

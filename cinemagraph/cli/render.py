@@ -180,15 +180,19 @@ def run(args) -> Path:
     else:
         from ..models.zoo import find_weights
 
-        weights = find_weights("dpt_hybrid", args.weights_dir)
-        if weights is not None:
-            from ..depth.dpt import DPTDepth
+        # The original pipeline's DPT-Hybrid first, then DPT-Large, then the built-in prior.
+        found = [(name, find_weights(name, args.weights_dir))
+                 for name in ("dpt_hybrid", "dpt_large")]
+        found = [(name, path) for name, path in found if path is not None]
+        if found:
+            from ..depth.dpt import MODELS, DPTDepth
 
+            name, weights = found[0]
             dtype = {"fp32": torch.float32, "bf16": torch.bfloat16,
                      "fp16": torch.float16}[args.depth_precision]
-            estimator = DPTDepth(weights, device, dtype)
+            estimator = DPTDepth(weights, device, dtype, model=name)
             depth = estimator(image)
-            log.info("depth: DPT hybrid ('%s', %s)", weights, args.depth_precision)
+            log.info("depth: %s ('%s', %s)", MODELS[name], weights, args.depth_precision)
         else:
             estimator = GroundPlanePrior()
             depth = estimator(image)

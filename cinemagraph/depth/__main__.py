@@ -1,4 +1,4 @@
-"""``python -m cinemagraph.depth IMAGE -o depth.png [--model dpt_hybrid] [--save-npy]``.
+"""``python -m cinemagraph.depth IMAGE -o depth.png [--model dpt_hybrid|dpt_large|prior] [--save-npy]``.
 
 Writes the photo's depth as a 16-bit PNG of normalised inverse depth (near bright, as DPT's
 own tool writes it; ``cinemagraph render --depth`` reads it back), and with ``--save-npy``
@@ -27,8 +27,9 @@ def main(argv: list[str] | None = None) -> int:
                                 description="Estimate the depth of a photo.")
     p.add_argument("image", type=Path)
     p.add_argument("-o", "--output", type=Path, help="PNG to write (default IMAGE_STEM_depth.png)")
-    p.add_argument("--model", default="dpt_hybrid", choices=["dpt_hybrid", "prior"],
-                   help="dpt_hybrid (needs its weights) or prior (the built-in fallback)")
+    p.add_argument("--model", default="dpt_hybrid", choices=["dpt_hybrid", "dpt_large", "prior"],
+                   help="dpt_hybrid (the original pipeline's) or dpt_large (each needs its "
+                        "weights), or prior (the built-in fallback)")
     p.add_argument("--weights-dir", type=Path, help="folder of official checkpoints")
     p.add_argument("--save-npy", action="store_true", help="also write the depth as .npy")
     p.add_argument("--max-size", type=int, default=1920, help="cap on the long side (0: none)")
@@ -61,17 +62,20 @@ def run(args) -> None:
             raise UserError(f"'{path}' already exists: pass --overwrite to replace it")
     device = select_device(args.device)
     image, _, _ = load_image(args.image, args.max_size or None)
-    if args.model == "dpt_hybrid":
-        weights = find_weights("dpt_hybrid", args.weights_dir)
+    if args.model != "prior":
+        from ..models.zoo import REGISTRY
+
+        weights = find_weights(args.model, args.weights_dir)
         if weights is None:
-            raise UserError("no DPT weights: put dpt_hybrid-midas-501f0c75.pt in pretrained/ "
-                            "(cinemagraph download dpt_hybrid), pass --weights-dir, or use "
-                            "--model prior")
+            file = REGISTRY[args.model].official_file
+            raise UserError(f"no DPT weights: put {file} in pretrained/ (cinemagraph download "
+                            f"{args.model}), pass --weights-dir, or use --model prior")
         from .dpt import DPTDepth
 
         import torch
 
-        estimator = DPTDepth(weights, device, getattr(torch, PRECISIONS[args.precision]))
+        estimator = DPTDepth(weights, device, getattr(torch, PRECISIONS[args.precision]),
+                             model=args.model)
     else:
         from .prior import GroundPlanePrior
 

@@ -1,14 +1,23 @@
-"""DPT-Hybrid (Ranftl et al. 2021), the depth network of the original pipeline, on timm.
+"""DPT (Ranftl et al. 2021), the depth network of the original pipeline, on timm.
 
-``DPTHybrid`` is ``DPTDepthModel(backbone='vitb_rn50_384', non_negative=True)`` of the
-original code with its official state-dict layout (``dpt_hybrid-midas-501f0c75.pt``):
+Two official models, ``DPTDepthModel(backbone=..., non_negative=True)`` of the original code
+with their official state-dict layouts:
 
-* ``pretrained.model``: timm's ViT-Hybrid (``vit_base_r50_s16_384``: a ResNetV2 with layers
-  3, 4, 9 and weight-standardised "SAME" convolutions, then ViT-B/16), built by timm, not
-  copied. Its features are taken by :meth:`DPTHybrid.forward_features` (the two ResNet
-  stages and the tokens after blocks 8 and 11), no hooks;
-* ``pretrained.act_postprocess3/4``: the "project" readout (the class token concatenated
-  to every token, Linear 1536 -> 768, GELU) and the reassembly convolutions;
+* :class:`DPTHybrid` (``backbone='vitb_rn50_384'``, ``dpt_hybrid-midas-501f0c75.pt``, the one
+  3D Cinemagraphy uses): timm's ViT-Hybrid ``vit_base_r50_s16_384`` (a ResNetV2 with layers
+  3, 4, 9 and weight-standardised "SAME" convolutions, then ViT-B/16). The decoder takes the
+  two ResNet stages and the tokens after blocks 8 and 11.
+* :class:`DPTLarge` (``backbone='vitl16_384'``, ``dpt_large-midas-2f21e586.pt``): timm's
+  ``vit_large_patch16_384`` (ViT-L/16). The decoder takes the tokens after blocks 5, 11, 17
+  and 23, reassembled to 1/4, 1/8, 1/16 and 1/32 of the input.
+
+Under the official names:
+
+* ``pretrained.model``: the timm backbone, built by timm, not copied. Its features are taken
+  by :meth:`DPT.forward_features` (like timm's intermediate-feature extraction; no hooks);
+* ``pretrained.act_postprocessN``: the "project" readout (the class token concatenated to
+  every token, Linear ``2C -> C``, GELU) and the reassembly convolutions (index 3 on: 1x1
+  projection, then a transposed convolution up or a strided convolution down);
 * ``scratch``: the 3x3 projections to 256 channels, four fusion blocks (residual
   convolution units, bilinear x2 with ``align_corners=True``) and the head.
 
@@ -16,23 +25,51 @@ Input ``(B, 3, H, W)`` normalised to ``[-1, 1]``, ``H`` and ``W`` multiples of 3
 ``(B, H, W)`` relative inverse depth (>= 0). The position embedding's 24x24 grid is resized
 bilinearly (``align_corners=False``) to ``(H / 16, W / 16)`` as the original does.
 
-Weight standardisation: DPT was trained with timm 0.4.5, whose standardised convolution
-computes ``(w - mean) / (std + 1e-5)`` (biased std); timm 1.x computes
-``(w - mean) / sqrt(var + 1e-8)`` for this model. Only that differs between the two, and it
-moves DPT's output by about 1e-3 relative. The default, ``"timm-0.4.5"``, reproduces the
-numbers DPT was trained and published with; ``"timm-1"`` reproduces what the original
-repository computes when installed with a recent timm.
+Weight standardisation (the hybrid only): DPT was trained with timm 0.4.5, whose
+standardised convolution computes ``(w - mean) / (std + 1e-5)`` (biased std); timm 1.x
+computes ``(w - mean) / sqrt(var + 1e-8)`` for this model. Only that differs between the
+two, and it moves DPT's output by about 1e-3 relative. The default, ``"timm-0.4.5"``,
+reproduces the numbers DPT was trained and published with; ``"timm-1"`` reproduces what the
+original repository computes when installed with a recent timm. ViT-L/16 has no
+standardised convolutions, so the two timm versions compute the same DPT-Large.
+
+Proof: DPT-Hybrid is checked against conformance data made from the original module
+(``tests/depth/test_dpt.py``). No such data exists for DPT-Large; it shares every module
+but the backbone with the hybrid, its backbone features are checked against timm's own
+``forward_intermediates``, and its layout against the structure of the original code.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-#: Transformer blocks whose tokens feed the decoder (0-based), after ResNet stages 0 and 1.
-HOOKS = (8, 11)
+
+@dataclass(frozen=True)
+class Backbone:
+    """One of the original's encoders: the timm model, the transformer blocks whose tokens
+    feed the decoder (0-based), the channels of the four reassembled maps, and whether the
+    first two maps come from a ResNet stem (the hybrid) instead of tokens."""
+
+    timm_name: str
+    hooks: tuple[int, ...]
+    features: tuple[int, int, int, int]
+    vit_features: int
+    hybrid: bool
+
+
+BACKBONES = {
+    "vitb_rn50_384": Backbone("vit_base_r50_s16_384", (8, 11), (256, 512, 768, 768), 768, True),
+    "vitl16_384": Backbone("vit_large_patch16_384", (5, 11, 17, 23), (256, 512, 1024, 1024),
+                           1024, False),
+}
+
+#: Transformer blocks of the hybrid whose tokens feed the decoder (after ResNet stages 0, 1).
+HOOKS = BACKBONES["vitb_rn50_384"].hooks
 
 
 def _standardise_like_timm_045(model: nn.Module) -> None:
@@ -99,32 +136,42 @@ class _Upsample(nn.Module):
         return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=True)
 
 
+def _reassembly(backbone: Backbone, level: int) -> nn.Sequential:
+    """``act_postprocess{level + 1}``: readout, two parameter-free reshapes (identities here,
+    done in :meth:`DPT._reassemble`), a 1x1 projection and the resampling of ``level``."""
+    c, out = backbone.vit_features, backbone.features[level]
+    resample = {0: [nn.ConvTranspose2d(out, out, 4, stride=4)],
+                1: [nn.ConvTranspose2d(out, out, 2, stride=2)],
+                2: [],
+                3: [nn.Conv2d(out, out, 3, stride=2, padding=1)]}[level]
+    return nn.Sequential(Readout(c), nn.Identity(), nn.Identity(), nn.Conv2d(c, out, 1),
+                         *resample)
+
+
 class _Pretrained(nn.Module):
     """Holds the backbone and the reassembly of tokens, under the official names."""
 
-    def __init__(self, standardisation: str):
+    def __init__(self, backbone: Backbone, standardisation: str):
         super().__init__()
         import timm
 
-        self.model = timm.create_model("vit_base_r50_s16_384", pretrained=False)
+        self.model = timm.create_model(backbone.timm_name, pretrained=False)
         if standardisation == "timm-0.4.5":
             _standardise_like_timm_045(self.model)
         elif standardisation != "timm-1":
             raise ValueError(f"unknown weight standardisation '{standardisation}'")
-        self.act_postprocess3 = nn.Sequential(Readout(), nn.Identity(), nn.Identity(),
-                                              nn.Conv2d(768, 768, 1))
-        self.act_postprocess4 = nn.Sequential(Readout(), nn.Identity(), nn.Identity(),
-                                              nn.Conv2d(768, 768, 1),
-                                              nn.Conv2d(768, 768, 3, stride=2, padding=1))
+        first = 2 if backbone.hybrid else 0  # the hybrid's first two maps are ResNet stages
+        for level in range(first, 4):
+            self.add_module(f"act_postprocess{level + 1}", _reassembly(backbone, level))
 
 
 class _Scratch(nn.Module):
-    def __init__(self, features: int = 256):
+    def __init__(self, in_features: tuple[int, int, int, int], features: int = 256):
         super().__init__()
-        self.layer1_rn = nn.Conv2d(256, features, 3, padding=1, bias=False)
-        self.layer2_rn = nn.Conv2d(512, features, 3, padding=1, bias=False)
-        self.layer3_rn = nn.Conv2d(768, features, 3, padding=1, bias=False)
-        self.layer4_rn = nn.Conv2d(768, features, 3, padding=1, bias=False)
+        self.layer1_rn = nn.Conv2d(in_features[0], features, 3, padding=1, bias=False)
+        self.layer2_rn = nn.Conv2d(in_features[1], features, 3, padding=1, bias=False)
+        self.layer3_rn = nn.Conv2d(in_features[2], features, 3, padding=1, bias=False)
+        self.layer4_rn = nn.Conv2d(in_features[3], features, 3, padding=1, bias=False)
         self.refinenet1 = FeatureFusionBlock(features)
         self.refinenet2 = FeatureFusionBlock(features)
         self.refinenet3 = FeatureFusionBlock(features)
@@ -135,13 +182,14 @@ class _Scratch(nn.Module):
             nn.ReLU(), nn.Identity())
 
 
-class DPTHybrid(nn.Module):
-    """See the module docstring."""
+class DPT(nn.Module):
+    """See the module docstring. ``backbone``: a key of :data:`BACKBONES`."""
 
-    def __init__(self, standardisation: str = "timm-0.4.5"):
+    def __init__(self, backbone: str = "vitb_rn50_384", standardisation: str = "timm-0.4.5"):
         super().__init__()
-        self.pretrained = _Pretrained(standardisation)
-        self.scratch = _Scratch()
+        self.backbone = BACKBONES[backbone]
+        self.pretrained = _Pretrained(self.backbone, standardisation)
+        self.scratch = _Scratch(self.backbone.features)
 
     def _pos_embed(self, grid: tuple[int, int]) -> Tensor:
         pos = self.pretrained.model.pos_embed
@@ -150,25 +198,34 @@ class DPTHybrid(nn.Module):
         cells = F.interpolate(cells, size=grid, mode="bilinear", align_corners=False)
         return torch.cat([pos[:, :1], cells.flatten(2).transpose(1, 2)], dim=1)
 
-    def forward_features(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """Return ResNet stage 0 and 1 outputs and the tokens after blocks 8 and 11 (with the
-        class token first, before the final norm)."""
+    def forward_features(self, x: Tensor) -> tuple[Tensor, ...]:
+        """Return the four encoder outputs the decoder reads.
+
+        The hybrid: ResNet stage 0 and 1 outputs and the tokens after blocks 8 and 11.
+        DPT-Large: the tokens after blocks 5, 11, 17 and 23. Tokens are ``(B, 1 + N, C)``
+        with the class token first, before the final norm.
+        """
         vit = self.pretrained.model
-        backbone = vit.patch_embed.backbone
-        h = backbone.stem(x)
-        stage0 = backbone.stages[0](h)
-        stage1 = backbone.stages[1](stage0)
-        h = vit.patch_embed.proj(backbone.stages[2](stage1))
+        stages: list[Tensor] = []
+        if self.backbone.hybrid:
+            backbone = vit.patch_embed.backbone
+            h = backbone.stem(x)
+            stages.append(backbone.stages[0](h))
+            stages.append(backbone.stages[1](stages[0]))
+            h = vit.patch_embed.proj(backbone.stages[2](stages[1]))
+        else:
+            h = vit.patch_embed.proj(x)
         grid = h.shape[-2:]
         tokens = torch.cat([vit.cls_token.expand(h.shape[0], -1, -1),
                             h.flatten(2).transpose(1, 2)], dim=1)
         tokens = vit.pos_drop(tokens + self._pos_embed(tuple(grid)))
+        hooks = self.backbone.hooks
         taken = {}
-        for index, block in enumerate(vit.blocks[: max(HOOKS) + 1]):
+        for index, block in enumerate(vit.blocks[: max(hooks) + 1]):
             tokens = block(tokens)
-            if index in HOOKS:
+            if index in hooks:
                 taken[index] = tokens
-        return stage0, stage1, taken[HOOKS[0]], taken[HOOKS[1]]
+        return (*stages, *(taken[i] for i in hooks))
 
     def _reassemble(self, tokens: Tensor, post: nn.Sequential, grid: tuple[int, int]) -> Tensor:
         x = post[0](tokens).transpose(1, 2).reshape(tokens.shape[0], -1, *grid)
@@ -178,13 +235,15 @@ class DPTHybrid(nn.Module):
 
     def head_pre_relu(self, x: Tensor) -> Tensor:
         """Return the head's output before its last ReLU, ``(B, 1, H, W)``."""
-        stage0, stage1, t8, t11 = self.forward_features(x)
+        features = list(self.forward_features(x))
         grid = (x.shape[-2] // 16, x.shape[-1] // 16)
+        first = 2 if self.backbone.hybrid else 0
+        for level in range(first, 4):
+            post = getattr(self.pretrained, f"act_postprocess{level + 1}")
+            features[level] = self._reassemble(features[level], post, grid)
         s = self.scratch
-        l1 = s.layer1_rn(stage0)
-        l2 = s.layer2_rn(stage1)
-        l3 = s.layer3_rn(self._reassemble(t8, self.pretrained.act_postprocess3, grid))
-        l4 = s.layer4_rn(self._reassemble(t11, self.pretrained.act_postprocess4, grid))
+        l1, l2, l3, l4 = (s.layer1_rn(features[0]), s.layer2_rn(features[1]),
+                          s.layer3_rn(features[2]), s.layer4_rn(features[3]))
         path = s.refinenet4(l4)
         path = s.refinenet3(path, l3)
         path = s.refinenet2(path, l2)
@@ -193,6 +252,20 @@ class DPTHybrid(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return F.relu(self.head_pre_relu(x)).squeeze(1)
+
+
+class DPTHybrid(DPT):
+    """DPT-Hybrid, ``dpt_hybrid-midas-501f0c75.pt``."""
+
+    def __init__(self, standardisation: str = "timm-0.4.5"):
+        super().__init__("vitb_rn50_384", standardisation)
+
+
+class DPTLarge(DPT):
+    """DPT-Large, ``dpt_large-midas-2f21e586.pt``."""
+
+    def __init__(self):
+        super().__init__("vitl16_384", "timm-1")
 
 
 # --------------------------------------------------------------------------------------
@@ -212,8 +285,13 @@ def network_size(height: int, width: int) -> tuple[int, int]:
             max(MULTIPLE, round(scale * width / MULTIPLE) * MULTIPLE))
 
 
+#: Names of the DPT models in the model zoo, and how the log names them.
+MODELS = {"dpt_hybrid": "DPT hybrid", "dpt_large": "DPT large"}
+
+
 class DPTDepth:
-    """The depth stage on DPT-Hybrid, as the original pipeline runs it.
+    """The depth stage on DPT (``model``: ``"dpt_hybrid"``, the original pipeline's, or
+    ``"dpt_large"``), as the original pipeline runs it.
 
     1. Resize the photo to :func:`network_size` (bicubic), normalise to ``[-1, 1]``.
     2. Run DPT: relative inverse depth; resize it back to the photo (bicubic).
@@ -229,17 +307,19 @@ class DPTDepth:
     """
 
     def __init__(self, checkpoint, device=None, dtype: torch.dtype = torch.float32,
-                 channels_last: bool = False):
+                 channels_last: bool = False, model: str = "dpt_hybrid"):
         from ..models.zoo import create
 
+        if model not in MODELS:
+            raise ValueError(f"unknown DPT model '{model}' (one of {', '.join(MODELS)})")
         self.checkpoint = checkpoint
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.dtype = dtype
-        self.model = create("dpt_hybrid", checkpoint=checkpoint).to(self.device, dtype)
+        self.model = create(model, checkpoint=checkpoint).to(self.device, dtype)
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.channels_last = channels_last
-        self.description = f"DPT hybrid ({checkpoint})"
+        self.description = f"{MODELS[model]} ({checkpoint})"
 
     @torch.no_grad()
     def disparity(self, image: Tensor) -> Tensor:

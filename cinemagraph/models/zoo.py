@@ -192,6 +192,16 @@ register(ModelSpec("dpt_hybrid", _dpt_hybrid, "dpt_hybrid-midas-501f0c75.pt",
                    description="DPT-Hybrid (ViT-Hybrid on timm), relative inverse depth"))
 
 
+def _dpt_large() -> nn.Module:
+    from ..depth.dpt import DPTLarge
+
+    return DPTLarge()
+
+
+register(ModelSpec("dpt_large", _dpt_large, "dpt_large-midas-2f21e586.pt",
+                   description="DPT-Large (ViT-L/16 on timm), relative inverse depth"))
+
+
 def _feature_net() -> nn.Module:
     from .feature_net import ResUNet
 

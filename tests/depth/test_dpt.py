@@ -170,3 +170,80 @@ def test_depth_command(weights_dir, tmp_path, capsys, monkeypatch):
     assert depth_main([str(photo), "-o", str(tmp_path / "y.png"), "--weights-dir",
                        str(weights_dir), "--device", "cpu"]) == 0
     assert (tmp_path / "y.png").exists()
+
+
+# --- DPT-Large: no conformance data exists; checked against the original's structure ------
+
+@pytest.fixture(scope="module")
+def large():
+    from cinemagraph.depth.dpt import DPTLarge
+
+    torch.manual_seed(0)
+    return DPTLarge().eval()
+
+
+def test_dpt_large_layout_follows_the_original_structure(conformance):
+    """The layout DPT's ``_make_vit_b16_backbone(features=[256, 512, 1024, 1024],
+    vit_features=1024)`` and ``DPT(features=256)`` build: timm's ViT-L/16 under
+    ``pretrained.model``, four readout + reassembly blocks, and the hybrid's official decoder
+    (checked against the hybrid's key list) with 1024-channel inputs at levels 3 and 4."""
+    import timm
+
+    from cinemagraph.depth.dpt import DPTLarge
+
+    with torch.device("meta"):
+        state = DPTLarge().state_dict()
+        vit = timm.create_model("vit_large_patch16_384").state_dict()
+    shapes = {k: list(v.shape) for k, v in state.items()}
+    backbone = {k[len("pretrained.model."):]: v for k, v in shapes.items()
+                if k.startswith("pretrained.model.")}
+    assert backbone == {k: list(v.shape) for k, v in vit.items()}
+    assert list(shapes)[: len(vit)] == ["pretrained.model." + k for k in vit]
+    reassembly = {k: v for k, v in shapes.items() if k.startswith("pretrained.act_")}
+    expected = {}
+    for level, (out, resample) in enumerate([(256, [256, 256, 4, 4]), (512, [512, 512, 2, 2]),
+                                              (1024, None), (1024, [1024, 1024, 3, 3])], 1):
+        name = f"pretrained.act_postprocess{level}"
+        expected[f"{name}.0.project.0.weight"] = [1024, 2048]
+        expected[f"{name}.0.project.0.bias"] = [1024]
+        expected[f"{name}.3.weight"] = [out, 1024, 1, 1]
+        expected[f"{name}.3.bias"] = [out]
+        if resample:
+            expected[f"{name}.4.weight"] = resample
+            expected[f"{name}.4.bias"] = [out]
+    assert reassembly == expected and list(reassembly) == list(expected)
+    hybrid = conformance[0]
+    decoder = {k: v for k, v in hybrid.items() if k.startswith("scratch.")}
+    decoder["scratch.layer3_rn.weight"] = [256, 1024, 3, 3]
+    decoder["scratch.layer4_rn.weight"] = [256, 1024, 3, 3]
+    ours = {k: v for k, v in shapes.items() if k.startswith("scratch.")}
+    assert ours == decoder and list(ours) == list(decoder)
+    assert len(state) == 368
+    # 344 M parameters, as DPT's and MiDaS's model tables give for DPT-Large.
+    assert sum(v.numel() for v in state.values()) == 344_055_465
+
+
+def test_dpt_large_backbone_features_equal_timms_intermediates(large):
+    x = torch.randn(1, 3, 384, 384, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        ours = large.forward_features(x)
+        theirs = large.pretrained.model.forward_intermediates(
+            x, indices=[5, 11, 17, 23], norm=False, output_fmt="NLC",
+            return_prefix_tokens=True, intermediates_only=True)
+    assert len(ours) == 4
+    for tokens, (spatial, prefix) in zip(ours, theirs):
+        assert torch.equal(tokens, torch.cat([prefix, spatial], dim=1))
+
+
+def test_dpt_large_reassembles_to_four_scales_and_predicts_depth(large, tmp_path):
+    x = torch.randn(1, 3, 64, 96, generator=torch.Generator().manual_seed(2))
+    grid = (4, 6)
+    with torch.no_grad():
+        tokens = large.forward_features(x)
+        sizes = [large._reassemble(t, getattr(large.pretrained, f"act_postprocess{i + 1}"),
+                                   grid).shape for i, t in enumerate(tokens)]
+        pre = large.head_pre_relu(x)
+        y = large(x)
+    assert sizes == [(1, 256, 16, 24), (1, 512, 8, 12), (1, 1024, 4, 6), (1, 1024, 2, 3)]
+    assert pre.shape == (1, 1, 64, 96) and pre.std() > 0
+    assert torch.equal(y, pre.relu()[:, 0])

@@ -22,7 +22,7 @@ def test_unknown_and_planned_names_are_clear_errors():
     with pytest.raises(UserError, match="unknown model 'nope'"):
         create("nope")
     with pytest.raises(UserError, match="planned"):
-        create("dpt_large")
+        create("motion_net")
 
 
 @pytest.mark.parametrize("container", ["training", "plain", "module", "safetensors"])
