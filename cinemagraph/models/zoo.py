@@ -56,6 +56,8 @@ class ModelSpec:
     strip: tuple[str, ...] = ("module.",)
     ignore: tuple[str, ...] = ()
     description: str = ""
+    #: Called on the filled module; raises UserError where the weights are not usable.
+    check: Callable[[nn.Module], None] | None = None
 
 
 REGISTRY: dict[str, ModelSpec] = {}
@@ -144,6 +146,8 @@ def create(name: str, checkpoint: str | Path | None = None) -> nn.Module:
     if checkpoint is not None:
         state = extract_state_dict(read_checkpoint(Path(checkpoint)), spec)
         load_weights(module, state, spec, str(checkpoint))
+        if spec.check is not None:
+            spec.check(module)
     return module.eval()
 
 
@@ -214,3 +218,28 @@ register(ModelSpec("feature_net", _feature_net, "model_150000.pth", container_ke
 register(ModelSpec("img_decoder", _img_decoder, "model_150000.pth", container_key="img_decoder",
                    description="3D Cinemagraphy image decoder (training checkpoint entry "
                                "'img_decoder')"))
+
+
+def _inpaint_depth_net() -> nn.Module:
+    from .inpaint_nets import InpaintDepthNet
+
+    return InpaintDepthNet()
+
+
+def _inpaint_color_net() -> nn.Module:
+    from .inpaint_nets import InpaintColorNet
+
+    return InpaintColorNet()
+
+
+def _check_mask_kernels(module: nn.Module) -> None:
+    module.check_mask_kernels()
+
+
+register(ModelSpec("inpaint_depth_net", _inpaint_depth_net, "depth-model.pth",
+                   check=_check_mask_kernels,
+                   description="3D Photo Inpainting depth network (partial-convolution U-Net), "
+                               "zero-mean log depth"))
+register(ModelSpec("inpaint_color_net", _inpaint_color_net, "color-model.pth",
+                   check=_check_mask_kernels,
+                   description="3D Photo Inpainting colour network (partial-convolution U-Net)"))
