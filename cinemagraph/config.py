@@ -15,6 +15,7 @@ from hydra.core.config_store import ConfigStore
 
 from .depth.prior import PriorSettings
 from .ldi.builder import LDISettings
+from .ldi.sequential import SequentialSettings
 from .render.pipeline import RenderSettings
 
 
@@ -40,8 +41,14 @@ class MotionConfig:
 
 @dataclass
 class LDIConfig:
+    """``name``: "builtin" (our procedure, ``settings``) or "original" (the original's
+    layer-by-layer procedure, ``sequential``). The inpainter is a pipeline component: the
+    built-in push-pull unless one is passed (the render command passes the 3D Photo networks
+    when their weights are found)."""
+
     name: str = "builtin"
     settings: LDISettings = field(default_factory=LDISettings)
+    sequential: SequentialSettings = field(default_factory=SequentialSettings)
 
 
 @dataclass
@@ -121,11 +128,15 @@ def build_components(cfg) -> dict:
 
     if cfg.depth.name != "prior" and cfg.depth.name != "file":
         raise ValueError(f"unknown depth '{cfg.depth.name}'")
+    if cfg.ldi.name not in ("builtin", "original"):
+        raise ValueError(f"unknown ldi '{cfg.ldi.name}'")
     prior = PriorSettings(**OmegaConf.to_container(cfg.depth.prior))
     return {
         "depth": GroundPlanePrior(prior) if cfg.depth.name == "prior" else None,
         "motion": HintInterpolator(cfg.motion.sigma, cfg.motion.blur, cfg.motion.flow_scale),
-        "ldi": LDISettings(**OmegaConf.to_container(cfg.ldi.settings)),
+        "ldi": (SequentialSettings(**OmegaConf.to_container(cfg.ldi.sequential))
+                if cfg.ldi.name == "original"
+                else LDISettings(**OmegaConf.to_container(cfg.ldi.settings))),
         "renderer": RenderSettings(**OmegaConf.to_container(cfg.renderer)),
         "components": Components(decoder=CompositingDecoder(cfg.decoder.full_coverage)),
     }

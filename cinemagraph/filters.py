@@ -72,6 +72,58 @@ def erode(mask: Tensor, radius: int) -> Tensor:
     return ~dilate(~mask.bool(), radius)
 
 
+def erode_square(mask: Tensor, size: int) -> Tensor:
+    """Return the boolean ``mask (B, 1, H, W)`` eroded by a ``size`` x ``size`` square anchored
+    as kornia's (and OpenCV's) morphology anchors it, at ``size // 2``: a pixel stays where
+    its window ``[-(size // 2), size - size // 2 - 1]`` (rows and columns) lies in the mask.
+    For odd sizes this is :func:`erode` of radius ``size // 2``; for even sizes the window
+    reaches one pixel further up and left than down and right. Pixels past the image border
+    count as inside the mask (kornia's "geodesic" border)."""
+    if size <= 1:
+        return mask.bool()
+    before, after = size // 2, size - size // 2 - 1
+    outside = (~mask.bool()).to(torch.int32)
+    count = _box_count_range(_box_count_range(outside, before, after, 3), before, after, 2)
+    return count == 0
+
+
+def _box_count_range(x: Tensor, before: int, after: int, dim: int) -> Tensor:
+    """Return the sums of ``x`` over ``[i - before, i + after]`` along ``dim``, zero-padded."""
+    n = x.shape[dim]
+    shape = list(x.shape)
+    shape[dim] = 1
+    total = torch.cat([torch.zeros(shape, dtype=x.dtype, device=x.device), x.cumsum(dim)], dim)
+    index = torch.arange(n, device=x.device)
+    return (total.index_select(dim, (index + after + 1).clamp(max=n))
+            - total.index_select(dim, (index - before).clamp(min=0)))
+
+
+def masked_median(values: Tensor, mask: Tensor, where: Tensor, size: int) -> Tensor:
+    """Return ``values (1, 1, H, W)`` with the pixels of ``where`` replaced by the median of the
+    ``mask``ed values in their ``size`` x ``size`` window (odd ``size``; the lower median for an
+    even count, as :func:`torch.median`). Pixels with no masked value in the window keep
+    their value."""
+    _, _, h, w = values.shape
+    r = size // 2
+    at = where.view(-1).nonzero().squeeze(1)
+    if at.numel() == 0:
+        return values
+    wp = w + 2 * r
+    offsets = torch.arange(-r, r + 1, device=values.device)
+    neighbours = (offsets[:, None] * wp + offsets[None, :]).view(-1)
+    centre = (at // w + r) * wp + at % w + r
+    index = centre[:, None] + neighbours
+    v = F.pad(values, (r,) * 4).view(-1)[index]
+    m = F.pad(mask.to(values.dtype), (r,) * 4).view(-1)[index] > 0
+    count = m.sum(1)
+    ordered = torch.sort(torch.where(m, v, torch.full_like(v, float("inf"))), dim=1).values
+    pick = ((count - 1).clamp(min=0) // 2)[:, None]
+    median = torch.gather(ordered, 1, pick)[:, 0]
+    out = values.flatten().clone()
+    out[at] = torch.where(count > 0, median, out[at])
+    return out.view_as(values)
+
+
 def joint_weighted_median(values: Tensor, guide: Tensor, radius: int = 3,
                           sigma_color: float = 0.08, iterations: int = 1,
                           min_contrast: float = 0.05) -> Tensor:

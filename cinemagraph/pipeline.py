@@ -16,7 +16,8 @@ from torch import Tensor
 
 from .conventions import default_intrinsics
 from .depth.base import normalize_depth
-from .ldi import LDISettings, LayeredDepthImage, PushPullInpainter, build_layered_depth_image
+from .ldi import (LDISettings, LayeredDepthImage, PushPullInpainter, SequentialSettings,
+                  build_layered_depth_image, sequential_layered_depth_image)
 from .ldi.inpaint import Inpainter
 from .models import CompositingDecoder, Decoder, FeatureExtractor, RGBDisparityFeatures
 from .motion.field import MotionField
@@ -46,11 +47,23 @@ class Scene:
     K: Tensor
 
 
+def layered_depth_image(image: Tensor, depth: Tensor, motion: MotionField, inpainter: Inpainter,
+                        settings: LDISettings | SequentialSettings | None) -> LayeredDepthImage:
+    """Return the layered depth image by the procedure ``settings`` name: the built-in one
+    (:class:`LDISettings`, default) or the original's layer-by-layer one
+    (:class:`SequentialSettings`)."""
+    if isinstance(settings, SequentialSettings):
+        return sequential_layered_depth_image(image, depth, motion, inpainter, settings)
+    return build_layered_depth_image(image, depth, motion, settings, inpainter)
+
+
 def build_scene(image: Tensor, depth: Tensor, motion: MotionField, steps: int,
-                components: Components | None = None, ldi_settings: LDISettings | None = None,
+                components: Components | None = None,
+                ldi_settings: LDISettings | SequentialSettings | None = None,
                 point_radius: float = 1.0, border: float = 0.0) -> Scene:
     """Return the :class:`Scene` of ``image (1, 3, H, W)`` with ``depth`` and ``motion``.
 
+    ``ldi_settings`` chooses the layering procedure (:func:`layered_depth_image`).
     ``depth`` is normalised (near depth 1); ``steps`` is the number of animation steps to
     integrate (the number of frames). The photo is extended by ``border`` (a fraction of its
     long side) on every side before layering, mirrored (colour, depth) or repeated (motion),
@@ -67,11 +80,11 @@ def build_scene(image: Tensor, depth: Tensor, motion: MotionField, steps: int,
     if pad > 0:
         padded_motion = MotionField(F.pad(motion.flow, (pad,) * 4, mode="replicate"),
                                     F.pad(motion.mask.float(), (pad,) * 4, mode="replicate") > 0.5)
-        ldi = build_layered_depth_image(F.pad(image, (pad,) * 4, mode="reflect"),
-                                        F.pad(depth, (pad,) * 4, mode="reflect"), padded_motion,
-                                        ldi_settings, components.inpainter)
+        ldi = layered_depth_image(F.pad(image, (pad,) * 4, mode="reflect"),
+                                  F.pad(depth, (pad,) * 4, mode="reflect"), padded_motion,
+                                  components.inpainter, ldi_settings)
     else:
-        ldi = build_layered_depth_image(image, depth, motion, ldi_settings, components.inpainter)
+        ldi = layered_depth_image(image, depth, motion, components.inpainter, ldi_settings)
     features = components.features(ldi)
     cloud_K = K.clone()
     cloud_K[:2, 2] += pad

@@ -47,18 +47,20 @@ def flow_picture(image: Tensor, flow: Tensor, mask: Tensor, spacing: int = 32) -
 
 
 def layer_pictures(ldi: LayeredDepthImage) -> list[np.ndarray]:
-    """Return one picture per layer: visible pixels as they are, inpainted ones tinted
-    magenta at the border and shown, uncovered pixels checkered."""
+    """Return one picture per layer, before and after inpainting side by side: on the left
+    the pixels the photo gives the layer, on the right the layer as the point cloud gets it
+    (photo and inpainted pixels); uncovered pixels checkered."""
     pictures = []
     h, w = ldi.size
     ys, xs = np.mgrid[0:h, 0:w]
     checker = (((ys // 16) + (xs // 16)) % 2 * 0.2 + 0.4)[..., None].repeat(3, -1)
+    gap = np.ones((h, max(2, w // 100), 3))
     for i in range(ldi.num_layers):
         color = ldi.color[i].permute(1, 2, 0).cpu().numpy()
         visible = ldi.visible[i, 0].cpu().numpy()[..., None]
         covered = ldi.coverage[i, 0].cpu().numpy()[..., None]
-        inpainted = covered & ~visible
-        tinted = color * 0.75 + np.array([0.25, 0.0, 0.25])
-        out = np.where(visible, color, np.where(inpainted, tinted, checker))
+        before = np.where(visible, color, checker)
+        after = np.where(covered, color, checker)
+        out = np.concatenate([before, gap, after], axis=1)
         pictures.append((np.clip(out, 0, 1) * 255 + 0.5).astype(np.uint8))
     return pictures

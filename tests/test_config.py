@@ -7,7 +7,7 @@ from hydra.errors import ConfigCompositionException
 from cinemagraph.config import build_components, register_configs
 
 CONF = str(Path(__file__).resolve().parents[1] / "conf")
-GROUPS = {"depth": ["prior", "file"], "motion": ["hints"], "ldi": ["builtin"],
+GROUPS = {"depth": ["prior", "file"], "motion": ["hints"], "ldi": ["builtin", "original"],
           "renderer": ["torch", "pytorch3d"], "decoder": ["compositing"]}
 
 
@@ -24,6 +24,8 @@ def test_every_config_group_composes_and_builds(group, option):
     built = build_components(cfg)
     assert built["renderer"].points_per_pixel == 8
     assert (built["depth"] is None) == (option == "file")
+    assert type(built["ldi"]).__name__ == ("SequentialSettings" if option == "original"
+                                           else "LDISettings")
 
 
 def test_every_yaml_in_conf_is_covered():

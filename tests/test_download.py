@@ -101,9 +101,11 @@ def test_archive_members_are_extracted_and_checked(server, tmp_path):
 
 
 def test_command_uses_the_mirror_and_refuses_unknown_names(server, tmp_path, monkeypatch, capsys):
-    server("depth-model.pth", b"not checked: the inpainting network is not implemented yet")
+    server("depth-model.pth", b"fetched from the mirror, then refused: not a checkpoint")
     monkeypatch.setenv(ENV_MIRROR, server.base)
-    assert main(["inpaint_depth_net", "--dir", str(tmp_path)]) == 0
-    assert (tmp_path / "depth-model.pth").exists()
+    assert main(["inpaint_depth_net", "--dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "depth-model.pth" in err and "cannot read checkpoint" in err
+    assert list(tmp_path.iterdir()) == []
     assert main(["nothing", "--dir", str(tmp_path)]) == 2
     assert "unknown download" in capsys.readouterr().err

@@ -63,8 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--hint", action="append", default=[], metavar="X0,Y0,X1,Y1",
                    help="a motion hint from (X0, Y0) to (X1, Y1) in pixels; repeatable")
     g.add_argument("--flow-scale", type=float, default=1.0, help="speed factor of the fluid")
-    g = p.add_argument_group("rendering")
+    g = p.add_argument_group("layers")
     g.add_argument("--max-layers", type=int, default=4, help="cap on the number of depth layers")
+    g.add_argument("--inpainting", choices=["auto", "learned", "builtin"], default="auto",
+                   help="learned: the 3D Photo networks (depth-model.pth, color-model.pth) in "
+                        "the original's layer-by-layer procedure; builtin: push-pull; auto "
+                        "(default): learned when both files are found")
+    g = p.add_argument_group("rendering")
     g.add_argument("--point-radius", type=float, default=1.0, help="point radius in pixels")
     g.add_argument("--points-per-pixel", type=int, default=8, help="K nearest points per pixel")
     g.add_argument("--no-symmetric", action="store_true",
@@ -113,6 +118,29 @@ def _load_hints(args, size, original_size, scale):
     return hints.scaled(scale, size) if scale != 1.0 or hints.mask is not None else hints
 
 
+def _layering(args, device):
+    """Return the pipeline components and layer settings ``--inpainting`` asks for."""
+    from ..ldi import LDISettings, SequentialSettings
+    from ..ldi.learned import PhotoInpainter, find_inpainting_weights
+    from ..models.zoo import REGISTRY
+    from ..pipeline import Components
+
+    found = find_inpainting_weights(args.weights_dir)
+    missing = [REGISTRY[name].official_file for name, path in found.items() if path is None]
+    if args.inpainting == "builtin" or (args.inpainting == "auto" and missing):
+        if args.inpainting == "auto":
+            log.info("inpainting: built-in push-pull (no 3D Photo weights: %s not in "
+                     "--weights-dir, $CINEMAGRAPH_WEIGHTS or pretrained/; cinemagraph download "
+                     "inpaint_depth_net inpaint_color_net fetches them)", " and ".join(missing))
+        return Components(), LDISettings(max_layers=args.max_layers)
+    if missing:
+        raise UserError(f"--inpainting learned needs {' and '.join(missing)}: put them in "
+                        "pretrained/ (cinemagraph download inpaint_depth_net inpaint_color_net) "
+                        "or pass --weights-dir")
+    inpainter = PhotoInpainter(found["inpaint_depth_net"], found["inpaint_color_net"], device)
+    return Components(inpainter=inpainter), SequentialSettings(max_layers=args.max_layers)
+
+
 def run(args) -> Path:
     """Render the cinemagraph that ``args`` describe and return the output path."""
     from ..depth import GroundPlanePrior, load_depth_file
@@ -121,8 +149,7 @@ def run(args) -> Path:
     from ..media.video import VideoWriter
     from ..media.image import to_uint8
     from ..motion import HintInterpolator
-    from ..pipeline import Components, build_scene
-    from ..ldi import LDISettings
+    from ..pipeline import build_scene
     from ..conventions import default_intrinsics
     from ..depth.base import normalize_depth
     from ..render.camera import border_needed, build_camera_path
@@ -217,7 +244,7 @@ def run(args) -> Path:
 
     # Scene and frames.
     image, depth = image.to(device), depth.to(device)
-    components = Components()
+    components, ldi_settings = _layering(args, device)
     # The camera path is scaled to the normalised depth (near depth 1), and says how far
     # past the photo's edges the layers must extend.
     near = 1.0
@@ -227,8 +254,8 @@ def run(args) -> Path:
     K = default_intrinsics(*size)[0]
     path = build_camera_path(args.camera, args.frames, K, near, median)
     border = border_needed(path, K, size, near, median)
-    scene = build_scene(image, depth, motion, args.frames, components,
-                        LDISettings(max_layers=args.max_layers), args.point_radius, border)
+    scene = build_scene(image, depth, motion, args.frames, components, ldi_settings,
+                        args.point_radius, border)
     log.info("inpainting: %s; decoder: %s; renderer: %s on %s", components.inpainter.description,
              components.decoder.description, args.renderer, device)
     if border > 0:

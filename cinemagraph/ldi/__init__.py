@@ -4,6 +4,8 @@ from .builder import LDISettings, build_layered_depth_image
 from .inpaint import Inpainter, PushPullInpainter
 from .layers import assign_layers, disparity_bins
 from .scene import LayeredDepthImage
+from .sequential import SequentialSettings, sequential_layered_depth_image
 
 __all__ = ["Inpainter", "LDISettings", "LayeredDepthImage", "PushPullInpainter",
-           "assign_layers", "build_layered_depth_image", "disparity_bins"]
+           "SequentialSettings", "assign_layers", "build_layered_depth_image", "disparity_bins",
+           "sequential_layered_depth_image"]
