@@ -243,3 +243,14 @@ register(ModelSpec("inpaint_depth_net", _inpaint_depth_net, "depth-model.pth",
 register(ModelSpec("inpaint_color_net", _inpaint_color_net, "color-model.pth",
                    check=_check_mask_kernels,
                    description="3D Photo Inpainting colour network (partial-convolution U-Net)"))
+
+
+def _motion_net() -> nn.Module:
+    from .motion_net import MotionNet
+
+    return MotionNet()
+
+
+register(ModelSpec("motion_net", _motion_net, "sceneflow_model.pth", container_key="netG",
+                   description="3D Cinemagraphy Eulerian motion network (SPADE U-Net; "
+                               "checkpoint entry 'netG', keys 'motion_predictor.*')"))
