@@ -57,7 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--depth-precision", choices=["fp32", "bf16", "fp16"], default="fp32",
                    help="DPT's arithmetic (bf16/fp16 for GPUs; fp32 reproduces the original)")
     g = p.add_argument_group("motion")
-    g.add_argument("--motion", type=Path, help="labelme JSON with the moving region and hints")
+    g.add_argument("--motion", metavar="FILE|auto",
+                   help="labelme JSON with the moving region and hints; or 'auto': the motion "
+                        "network predicts the motion from the photo alone (needs "
+                        "sceneflow_model.pth)")
     g.add_argument("--hints", type=Path, help="hints JSON (format: cinemagraph.motion.hints)")
     g.add_argument("--mask", type=Path, help="mask picture, non-zero where things move")
     g.add_argument("--hint", action="append", default=[], metavar="X0,Y0,X1,Y1",
@@ -107,8 +110,8 @@ def _load_hints(args, size, original_size, scale):
     from ..motion import MotionHints, parse_hint_arg, read_hints_json, read_labelme, read_mask
 
     hints = MotionHints()
-    if args.motion is not None:
-        hints = hints.merged(read_labelme(args.motion, original_size))
+    if args.motion is not None and args.motion != "auto":
+        hints = hints.merged(read_labelme(Path(args.motion), original_size))
     if args.hints is not None:
         hints = hints.merged(read_hints_json(args.hints, original_size))
     for text in args.hint:
@@ -141,6 +144,47 @@ def _layering(args, device):
     return Components(inpainter=inpainter), SequentialSettings(max_layers=args.max_layers)
 
 
+def _motion(args, image, hints, device):
+    """Return the motion field: the network when its weights are found and there is
+    something to animate (hints, a mask, or ``--motion auto``), else hint interpolation."""
+    from ..models.zoo import find_weights
+    from ..motion import HintInterpolator
+
+    size = tuple(image.shape[-2:])
+    auto = args.motion == "auto"
+    weights = find_weights("motion_net", args.weights_dir)
+    if auto and weights is None:
+        raise UserError("--motion auto needs the motion network: put sceneflow_model.pth in "
+                        "pretrained/ (cinemagraph download cinemagraphy) or pass --weights-dir; "
+                        "or give the motion with --hint X0,Y0,X1,Y1, --hints FILE or --motion "
+                        "labelme.json")
+    if weights is not None and (auto or len(hints) > 0 or hints.mask is not None):
+        from ..motion.network import NetworkMotion
+
+        estimator = NetworkMotion(weights, device, flow_scale=args.flow_scale)
+        region = "the mask" if hints.mask is not None else "the whole photo"
+        log.info("motion: %s over %s, %s", estimator.description, region,
+                 f"from {len(hints)} hint(s)" if len(hints) else "without hints")
+        return estimator(image, hints)
+    interpolator = HintInterpolator(flow_scale=args.flow_scale)
+    if len(hints) == 0:
+        if hints.mask is not None:
+            log.info("motion: a mask but no hints, so the scene is static; add --hint "
+                     "X0,Y0,X1,Y1 to say which way it flows (or get sceneflow_model.pth, with "
+                     "which the motion network animates the mask)")
+        else:
+            log.info("motion: none given, so the scene is static; animate it with --motion "
+                     "labelme.json, --hints FILE or --mask FILE --hint X0,Y0,X1,Y1 (or "
+                     "--motion auto, with the motion network's weights)")
+    else:
+        if hints.mask is None:
+            log.info("motion: hints without a mask, so the whole picture moves; add --mask")
+        log.info("motion: %s from %d hint(s) (no motion-network weights: sceneflow_model.pth "
+                 "is not in --weights-dir, $CINEMAGRAPH_WEIGHTS or pretrained/)",
+                 interpolator.description, len(hints))
+    return interpolator(hints, size, device=device)
+
+
 def run(args) -> Path:
     """Render the cinemagraph that ``args`` describe and return the output path."""
     from ..depth import GroundPlanePrior, load_depth_file
@@ -148,7 +192,6 @@ def run(args) -> Path:
     from ..media import AtomicOutput, check_output_dir, load_image, save_image
     from ..media.video import VideoWriter
     from ..media.image import to_uint8
-    from ..motion import HintInterpolator
     from ..pipeline import build_scene
     from ..conventions import default_intrinsics
     from ..depth.base import normalize_depth
@@ -228,19 +271,7 @@ def run(args) -> Path:
                      "dpt_hybrid fetches it; or pass --depth FILE)", estimator.description)
 
     hints = _load_hints(args, size, original_size, scale)
-    interpolator = HintInterpolator(flow_scale=args.flow_scale)
-    if len(hints) == 0:
-        if hints.mask is not None:
-            log.info("motion: a mask but no hints, so the scene is static; add --hint "
-                     "X0,Y0,X1,Y1 to say which way it flows")
-        else:
-            log.info("motion: none given, so the scene is static; animate it with --motion "
-                     "labelme.json, --hints FILE or --mask FILE --hint X0,Y0,X1,Y1")
-    else:
-        if hints.mask is None:
-            log.info("motion: hints without a mask, so the whole picture moves; add --mask")
-        log.info("motion: %s from %d hint(s)", interpolator.description, len(hints))
-    motion = interpolator(hints, size, device=device)
+    motion = _motion(args, image, hints, device)
 
     # Scene and frames.
     image, depth = image.to(device), depth.to(device)
