@@ -25,7 +25,8 @@ setup(
         "safetensors",
     ],
     extras_require={
-        "dev": ["pytest"],
+        "dev": ["pytest", "lz4"],
+        "train": ["lz4"],
         "learned": ["timm", "lpips", "torchvision"],
     },
     entry_points={"console_scripts": ["cinemagraph=cinemagraph.__main__:main"]},

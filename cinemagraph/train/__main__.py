@@ -1,0 +1,52 @@
+"""``python -m cinemagraph.train experiment=NAME [overrides]``.
+
+Hydra composes ``conf/train.yaml`` with the experiment and the overrides (typos fail at
+composition: the schemas are in :mod:`.config`); outputs go to Hydra's run directory
+(``outputs/DATE/TIME`` unless ``hydra.run.dir=...``). Running again with the same
+``hydra.run.dir`` resumes from its newest checkpoint. Sweeps: ``-m`` with comma-separated
+values runs every combination with Hydra's basic launcher, one run directory each under
+``multirun/``; a cluster launcher (e.g. ``hydra/launcher=submitit_slurm`` from
+hydra-submitit-launcher) plugs in with ``hydra/launcher=...`` and runs the same jobs.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+
+from ..errors import UserError
+from .config import register_train_configs
+
+CONF = str(Path(__file__).resolve().parents[2] / "conf")
+log = logging.getLogger("cinemagraph.train")
+
+
+def train(cfg) -> None:
+    """Run the training ``cfg`` describes in the current Hydra run directory."""
+    from ..device import select_device
+
+    out = Path(HydraConfig.get().runtime.output_dir)
+    device = select_device(cfg.trainer.device)
+    if cfg.task != "motion":
+        raise UserError(f"task='{cfg.task}': this version trains the motion network (task=motion)")
+    from .motion import MotionTrainer
+
+    MotionTrainer(cfg, out, device).run()
+
+
+@hydra.main(config_path=CONF, config_name="train", version_base=None)
+def main(cfg) -> None:
+    try:
+        train(cfg)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    register_train_configs()
+    main()

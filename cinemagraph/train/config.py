@@ -1,0 +1,104 @@
+"""Structured-config schemas of training (``python -m cinemagraph.train``), registered in
+Hydra's ConfigStore, so a typo in a yaml or an override fails when the config is composed.
+
+``conf/train.yaml`` is the primary config; ``conf/experiment/*.yaml`` are complete
+experiments (``experiment=NAME``); ``conf/motion/training/*.yaml`` are the motion network's
+data presets (``motion/training@motion.data=NAME``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from hydra.core.config_store import ConfigStore
+
+
+@dataclass
+class MotionDataConfig:
+    """``source``: "synthetic" (the synthetic scenes) or "eulerian" (the original training
+    set's layout under ``root``, see :mod:`cinemagraph.train.motion_data`); ``size``: the
+    square training grid (a multiple of 256; the original trains at 768); ``scenes``: how
+    many synthetic scenes make an epoch; ``scene_size``: their ``[H, W]``."""
+
+    source: str = "synthetic"
+    root: Optional[str] = None
+    split: str = "train"
+    size: int = 256
+    max_hints: int = 5
+    hint_dropout: float = 0.1
+    scenes: int = 10000
+    scene_size: list[int] = field(default_factory=lambda: [256, 320])
+    seed: int = 0
+
+
+@dataclass
+class MotionModelConfig:
+    """``init``: a checkpoint to start the generator from (official ``sceneflow_model.pth`` or
+    ours); the discriminator: ``num_d`` scales of ``n_layers`` with ``ndf`` first channels."""
+
+    init: Optional[str] = None
+    ndf: int = 64
+    n_layers_d: int = 4
+    num_d: int = 2
+
+
+@dataclass
+class MotionLossConfig:
+    """Weights: end-point error (the original's 10), hinge GAN, feature matching (10)."""
+
+    epe: float = 10.0
+    gan: float = 1.0
+    feature_matching: float = 10.0
+
+
+@dataclass
+class MotionTrainConfig:
+    data: MotionDataConfig = field(default_factory=MotionDataConfig)
+    model: MotionModelConfig = field(default_factory=MotionModelConfig)
+    loss: MotionLossConfig = field(default_factory=MotionLossConfig)
+
+
+@dataclass
+class OptimConfig:
+    """Adam for both networks (the original: lr 1e-4, lr_d 1e-3, betas (0, 0.9)); both rates
+    are multiplied by ``decay`` every ``decay_steps``."""
+
+    lr: float = 1e-4
+    lr_d: float = 1e-3
+    beta1: float = 0.0
+    beta2: float = 0.9
+    decay_steps: int = 50000
+    decay: float = 0.5
+
+
+@dataclass
+class TrainerConfig:
+    """``steps``: where training stops (a resumed run continues to it); checkpoints and
+    sample pictures every so many steps, the last ``keep_last`` checkpoints kept;
+    ``resume``: continue from the newest checkpoint in the run directory, if any."""
+
+    steps: int = 1000
+    batch_size: int = 1
+    num_workers: int = 0
+    log_every: int = 10
+    checkpoint_every: int = 500
+    sample_every: int = 500
+    keep_last: int = 3
+    device: str = "auto"
+    seed: int = 0
+    resume: bool = True
+
+
+@dataclass
+class TrainConfig:
+    """``task``: "motion" (the motion network; the feature network and decoder follow)."""
+
+    task: str = "motion"
+    motion: MotionTrainConfig = field(default_factory=MotionTrainConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+
+
+def register_train_configs() -> None:
+    ConfigStore.instance().store(name="train_schema", node=TrainConfig)
