@@ -5,7 +5,8 @@ Two sources, one item format (``image (3, S, S)`` in ``[-1, 1]``, ``mask (1, S, 
 ``hint (2, S, S)``, ``motion (2, S, S)`` in pixels per frame on the ``S x S`` grid):
 
 * :class:`EulerianVideos`, the layout of the original training set (Holynski et al.'s
-  Eulerian motion data, as 3D Cinemagraphy and SLR-SFS read it)::
+  Eulerian motion data, as SLR-SFS's loader reads it; 3D Cinemagraphy's repository ships no
+  motion-training code)::
 
       ROOT/SPLIT/ID.mp4               the video (its first frame is the input photo)
       ROOT/SPLIT/ID_input.jpg         optional: the input photo, used instead of frame 0
