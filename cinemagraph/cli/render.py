@@ -72,6 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="learned: the 3D Photo networks (depth-model.pth, color-model.pth) in "
                         "the original's layer-by-layer procedure; builtin: push-pull; auto "
                         "(default): learned when both files are found")
+    g.add_argument("--decoder", choices=["auto", "learned", "builtin"], default="auto",
+                   help="learned: the feature network and image decoder (the official "
+                        "model_STEP.pth, else our weights in pretrained/); builtin: "
+                        "compositing; auto (default): learned when weights are found")
     g = p.add_argument_group("rendering")
     g.add_argument("--point-radius", type=float, default=1.0, help="point radius in pixels")
     g.add_argument("--points-per-pixel", type=int, default=8, help="K nearest points per pixel")
@@ -185,6 +189,30 @@ def _motion(args, image, hints, device):
     return interpolator(hints, size, device=device)
 
 
+def _learned_decoding(args, components, device) -> None:
+    """Put the learned feature network and decoder into ``components`` as ``--decoder`` asks."""
+    from ..models.spacetime import LearnedDecoder, LearnedFeatures, find_spacetime, load_spacetime
+
+    if args.decoder == "builtin":
+        return
+    path = find_spacetime(args.weights_dir)
+    if path is None:
+        if args.decoder == "learned":
+            raise UserError("--decoder learned needs the feature network and decoder: the "
+                            "official model_STEP.pth (cinemagraph download cinemagraphy) or "
+                            "our cinemagraph_spacetime.safetensors in pretrained/")
+        log.info("features and decoder: built-in (no model_STEP.pth or "
+                 "cinemagraph_spacetime.safetensors in --weights-dir, $CINEMAGRAPH_WEIGHTS or "
+                 "pretrained/)")
+        return
+    model = load_spacetime(path).to(device)
+    kind = "official" if path.suffix == ".pth" else f"ours, preset '{model.preset}'"
+    description = f"learned feature network + image decoder ({kind}, '{path}')"
+    components.features = LearnedFeatures(model, description)
+    components.decoder = LearnedDecoder(model, description)
+    log.info("features and decoder: %s", description)
+
+
 def run(args) -> Path:
     """Render the cinemagraph that ``args`` describe and return the output path."""
     from ..depth import GroundPlanePrior, load_depth_file
@@ -276,6 +304,7 @@ def run(args) -> Path:
     # Scene and frames.
     image, depth = image.to(device), depth.to(device)
     components, ldi_settings = _layering(args, device)
+    _learned_decoding(args, components, device)
     # The camera path is scaled to the normalised depth (near depth 1), and says how far
     # past the photo's edges the layers must extend.
     near = 1.0

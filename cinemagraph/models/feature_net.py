@@ -85,20 +85,25 @@ def _join(up: Tensor, skip: Tensor) -> Tensor:
 
 
 class ResUNet(nn.Module):
-    """See the module docstring."""
+    """See the module docstring. ``widths``: channels of the stem and the three stages
+    (official ``(64, 128, 256)``); ``blocks``: basic blocks per stage (official ``(3, 4, 6)``);
+    ``mid``: channels before the last 1x1 convolution (official 32). Smaller values make the
+    presets of our own weights (:data:`PRESETS`)."""
 
-    def __init__(self, in_ch: int = 4, out_ch: int = 32):
+    def __init__(self, in_ch: int = 4, out_ch: int = 32, widths: tuple[int, int, int] = (64, 128, 256),
+                 blocks: tuple[int, int, int] = (3, 4, 6), mid: int = 32):
         super().__init__()
-        self.conv1 = nn.Conv2d(in_ch, 64, 7, 2, 3, bias=False, padding_mode="reflect")
-        self.bn1 = _bn(64)
-        self.layer1 = _stage(64, 64, 3, 1)
-        self.layer2 = _stage(64, 128, 4, 2)
-        self.layer3 = _stage(128, 256, 6, 2)
-        self.upconv3 = UpConv(256, 128)
-        self.iconv3 = ConvBNELU(256, 128)
-        self.upconv2 = UpConv(128, 64)
-        self.iconv2 = ConvBNELU(128, 32)
-        self.out_conv = nn.Conv2d(32, out_ch, 1)
+        w1, w2, w3 = widths
+        self.conv1 = nn.Conv2d(in_ch, w1, 7, 2, 3, bias=False, padding_mode="reflect")
+        self.bn1 = _bn(w1)
+        self.layer1 = _stage(w1, w1, blocks[0], 1)
+        self.layer2 = _stage(w1, w2, blocks[1], 2)
+        self.layer3 = _stage(w2, w3, blocks[2], 2)
+        self.upconv3 = UpConv(w3, w2)
+        self.iconv3 = ConvBNELU(2 * w2, w2)
+        self.upconv2 = UpConv(w2, w1)
+        self.iconv2 = ConvBNELU(2 * w1, mid)
+        self.out_conv = nn.Conv2d(mid, out_ch, 1)
 
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         x = F.max_pool2d(F.relu(self.bn1(self.conv1(x))), 3, 2, 1)
@@ -111,3 +116,12 @@ class ResUNet(nn.Module):
         x = self.iconv3(_join(self.upconv3(x3), x2))
         x = self.iconv2(_join(self.upconv2(x), x1))
         return self.out_conv(x)
+
+
+#: Constructor arguments of the feature network by preset name: the official configuration
+#: and the smaller ones our own weights use.
+PRESETS = {
+    "official": dict(out_ch=32, widths=(64, 128, 256), blocks=(3, 4, 6), mid=32),
+    "base": dict(out_ch=16, widths=(32, 64, 128), blocks=(2, 2, 2), mid=16),
+    "small": dict(out_ch=8, widths=(16, 32, 64), blocks=(1, 1, 1), mid=16),
+}

@@ -29,9 +29,10 @@ from torch import Tensor
 
 
 def _block(cin: int, cout: int) -> nn.Sequential:
-    """3x3 reflect-padded convolution with bias, GroupNorm (32 channels a group), PReLU."""
+    """3x3 reflect-padded convolution with bias, GroupNorm (32 channels a group, at least
+    one group), PReLU."""
     return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, padding_mode="reflect"),
-                         nn.GroupNorm(cout // 32, cout), nn.PReLU())
+                         nn.GroupNorm(max(1, cout // 32), cout), nn.PReLU())
 
 
 class DoubleConv(nn.Module):
@@ -103,26 +104,30 @@ class OutConv(nn.Module):
 class ImgDecoder(nn.Module):
     """See the module docstring. ``forward(x0, x1, t)`` returns RGB ``(B, 3, H, W)``."""
 
-    def __init__(self, in_ch: int = 37, out_ch: int = 3):
+    def __init__(self, in_ch: int = 37, out_ch: int = 3, base: int = 32):
+        """``base``: channels of the first map (official 32); every stage doubles it."""
         super().__init__()
+        c = [base * 2 ** i for i in range(5)]  # 32, 64, 128, 256, 512 officially
+        self.in_ch = in_ch
         self.alpha = nn.Parameter(torch.tensor(1.0))
-        self.firstconv = nn.Conv2d(in_ch, 32, 7, padding=3, bias=False)
+        self.firstconv = nn.Conv2d(in_ch, c[0], 7, padding=3, bias=False)
         self.firstprelu = nn.PReLU()
-        self.down1 = Down(32, 64)
-        self.down2 = Down(64, 128)
-        self.down3 = Down(128, 256)
-        self.down4 = Down(256, 512)
-        self.conv5 = DoubleConv(512, 512)
-        self.up1 = Up(1024, 512, 256)
-        self.up2 = Up(512, 256, 128)
-        self.up3 = Up(256, 128, 64)
-        self.up4 = Up(128, 64, 32)
-        self.outc = OutConv(64, out_ch)
+        self.down1 = Down(c[0], c[1])
+        self.down2 = Down(c[1], c[2])
+        self.down3 = Down(c[2], c[3])
+        self.down4 = Down(c[3], c[4])
+        self.conv5 = DoubleConv(c[4], c[4])
+        self.up1 = Up(2 * c[4], c[4], c[3])
+        self.up2 = Up(2 * c[3], c[3], c[2])
+        self.up3 = Up(2 * c[2], c[2], c[1])
+        self.up4 = Up(2 * c[1], c[1], c[0])
+        self.outc = OutConv(2 * c[0], out_ch)
 
     def blend(self, x0: Tensor, x1: Tensor, t: float) -> Tensor:
-        """Return the symmetric blend of the two splatted maps at time ``t``."""
-        w0 = (1.0 - t) * torch.exp(self.alpha * x0[:, 36:37]) * x0[:, 3:4]
-        w1 = t * torch.exp(self.alpha * x1[:, 36:37]) * x1[:, 3:4]
+        """Return the symmetric blend of the two splatted maps at time ``t`` (the last
+        channel is the disparity, channel 3 the alpha)."""
+        w0 = (1.0 - t) * torch.exp(self.alpha * x0[:, -1:]) * x0[:, 3:4]
+        w1 = t * torch.exp(self.alpha * x1[:, -1:]) * x1[:, 3:4]
         total = (w0 + w1).clamp_min(1e-6)
         return (w0 / total) * x0 + (w1 / total) * x1
 

@@ -1,0 +1,183 @@
+"""The learned feature network and image decoder as pipeline components, their presets, and
+their weight files (the official training checkpoint, or our own safetensors).
+
+* :class:`LearnedFeatures`: each layer's RGBA (colour premultiplied by coverage) through the
+  feature network, all layers in one batch (batch statistics over the layers, as the
+  original), upsampled bilinearly (``align_corners=True``) to the image; the point features
+  are ``[RGB, 1, features]``, so splatting yields premultiplied colour, accumulated alpha and
+  features.
+* :class:`LearnedDecoder`: appends the disparity channel (``1 / depth`` of each splatted
+  frame, min-max normalised over the covered pixels of both frames, premultiplied by alpha:
+  the original normalises per point over the points drawn, then composites), pads to a
+  multiple of 16 (replicated borders) and runs the image decoder on the forward and
+  backward maps and the time ``t / N``. Without a backward frame (no motion, or frame 0) both
+  inputs are the forward map, as the original renders novel views.
+
+Presets (:data:`PRESETS`): ``official`` is the original's configuration (32 features, decoder
+base width 32); ``base`` and ``small`` are narrower for our own weights. A weight file is
+either the official training checkpoint (``model_STEP.pth``, a dict holding ``feature_net``
+and ``img_decoder``; official preset) or our safetensors with keys ``feature_net.*`` and
+``img_decoder.*`` and the preset in its metadata.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..errors import UserError
+from ..ldi.scene import LayeredDepthImage
+from .decoder import SplattedFrame
+from .feature_net import PRESETS as FEATURE_PRESETS
+from .feature_net import ResUNet
+from .img_decoder import ImgDecoder
+
+#: Decoder base width by preset (the feature widths are in ``feature_net.PRESETS``).
+DECODER_BASE = {"official": 32, "base": 16, "small": 8}
+PRESETS = tuple(FEATURE_PRESETS)
+#: The file name of our own weights in ``pretrained/``.
+OWN_WEIGHTS = "cinemagraph_spacetime.safetensors"
+
+
+class SpaceTimeModel(nn.Module):
+    """The feature network and the image decoder of one preset."""
+
+    def __init__(self, preset: str = "official"):
+        super().__init__()
+        if preset not in FEATURE_PRESETS:
+            raise ValueError(f"unknown preset '{preset}' (one of {', '.join(PRESETS)})")
+        self.preset = preset
+        args = FEATURE_PRESETS[preset]
+        self.feature_net = ResUNet(in_ch=4, **args)
+        self.img_decoder = ImgDecoder(in_ch=4 + args["out_ch"] + 1, out_ch=3,
+                                      base=DECODER_BASE[preset])
+
+    @property
+    def feature_channels(self) -> int:
+        return FEATURE_PRESETS[self.preset]["out_ch"]
+
+    def features(self, ldi: LayeredDepthImage) -> Tensor:
+        """Return the point features ``(L, 4 + C, H, W)`` of ``ldi``'s layers."""
+        cover = ldi.coverage.to(ldi.color.dtype)
+        rgba = torch.cat([ldi.color * cover, cover], dim=1)
+        feats = self.feature_net(rgba)
+        feats = F.interpolate(feats, size=ldi.size, mode="bilinear", align_corners=True)
+        return torch.cat([ldi.color, torch.ones_like(ldi.depth), feats], dim=1)
+
+    def decode(self, forward: SplattedFrame, backward: SplattedFrame | None, time: float) -> Tensor:
+        """Return RGB ``(1, 3, H, W)`` from the splatted frames (module docstring)."""
+        frames = [forward] if backward is None else [forward, backward]
+        disparities = [1.0 / f.depth.clamp_min(1e-6) for f in frames]
+        covered = [f.alpha > 1e-3 for f in frames]
+        values = torch.cat([d[c] for d, c in zip(disparities, covered)])
+        lo, hi = (values.min(), values.max()) if values.numel() else (torch.zeros(()), torch.ones(()))
+        maps = [torch.cat([f.features, ((d - lo) / (hi - lo).clamp_min(1e-6)).clamp(0, 1) * f.alpha], 1)
+                for f, d in zip(frames, disparities)]
+        x0 = maps[0]
+        x1 = maps[1] if len(maps) > 1 else maps[0]
+        h, w = x0.shape[-2:]
+        pad = (0, (-w) % 16, 0, (-h) % 16)
+        if any(pad):
+            x0, x1 = F.pad(x0, pad, mode="replicate"), F.pad(x1, pad, mode="replicate")
+        t = time if backward is not None else 0.0
+        return self.img_decoder(x0, x1, t)[..., :h, :w]
+
+
+class LearnedFeatures:
+    """:class:`~cinemagraph.models.features.FeatureExtractor` on a :class:`SpaceTimeModel`."""
+
+    def __init__(self, model: SpaceTimeModel, description: str):
+        self.model, self.description = model, description
+        self.channels = 4 + model.feature_channels
+
+    @torch.no_grad()
+    def __call__(self, ldi: LayeredDepthImage) -> Tensor:
+        return self.model.features(ldi)
+
+
+class LearnedDecoder:
+    """:class:`~cinemagraph.models.decoder.Decoder` on a :class:`SpaceTimeModel`."""
+
+    def __init__(self, model: SpaceTimeModel, description: str, dtype: torch.dtype = torch.float32):
+        self.model, self.description, self.dtype = model, description, dtype
+
+    @torch.no_grad()
+    def __call__(self, forward: SplattedFrame, backward: SplattedFrame | None, time: float) -> Tensor:
+        if self.dtype != torch.float32:
+            with torch.autocast(forward.features.device.type, dtype=self.dtype):
+                return self.model.decode(forward, backward, time).float().clamp(0, 1)
+        return self.model.decode(forward, backward, time).clamp(0, 1)
+
+
+def save_spacetime(model: SpaceTimeModel, path: str | Path, half: bool = True,
+                   metadata: dict | None = None) -> None:
+    """Write ``model`` as our safetensors (fp16 unless ``half`` is False), via a temporary name."""
+    from safetensors.torch import save_file
+
+    dtype = torch.float16 if half else torch.float32
+    state = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model.state_dict().items()}
+    meta = {"preset": model.preset, **{k: json.dumps(v) if not isinstance(v, str) else v
+                                        for k, v in (metadata or {}).items()}}
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(state, str(tmp), metadata=meta)
+    tmp.replace(path)
+
+
+def load_spacetime(path: str | Path) -> SpaceTimeModel:
+    """Return the model in ``path``: the official training checkpoint or our safetensors."""
+    from .zoo import REGISTRY, extract_state_dict, load_weights, read_checkpoint
+
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(path), "pt") as f:
+                preset = (f.metadata() or {}).get("preset", "official")
+        except Exception as e:
+            raise UserError(f"cannot read '{path}' ({type(e).__name__}: {e}); download or "
+                            "train it again") from None
+        if preset not in FEATURE_PRESETS:
+            raise UserError(f"'{path}' names an unknown preset '{preset}'")
+        model = SpaceTimeModel(preset)
+        state = read_checkpoint(path)
+        own = model.state_dict()
+        state = {k: v.to(own[k].dtype) if k in own else v for k, v in state.items()}
+        missing = sorted(set(own) - set(state))
+        unexpected = sorted(set(state) - set(own))
+        wrong = [k for k in own if k in state and state[k].shape != own[k].shape]
+        if missing or unexpected or wrong:
+            raise UserError(f"'{path}' does not fit the '{preset}' preset ({len(missing)} "
+                            f"missing, {len(unexpected)} unexpected, {len(wrong)} mis-shaped "
+                            f"keys, e.g. {(missing + unexpected + wrong)[:2]})")
+        model.load_state_dict(state, strict=True)
+        return model.eval()
+    model = SpaceTimeModel("official")
+    top = read_checkpoint(path)
+    for name in ("feature_net", "img_decoder"):
+        spec = REGISTRY[name]
+        load_weights(getattr(model, name), extract_state_dict(top, spec), spec, str(path))
+    return model.eval()
+
+
+def find_spacetime(weights_dir: str | Path | None = None) -> Path | None:
+    """Return the official training checkpoint (``model_*.pth``, the highest step) found in
+    the weight directories, else our own weights file, else None."""
+    from .zoo import weight_dirs
+
+    dirs = weight_dirs(weights_dir)
+    for directory in dirs:
+        found = sorted(directory.glob("model_*.pth"),
+                       key=lambda p: int(p.stem[6:]) if p.stem[6:].isdigit() else -1)
+        if found:
+            return found[-1]
+    for directory in dirs:
+        if (directory / OWN_WEIGHTS).is_file():
+            return directory / OWN_WEIGHTS
+    return None
