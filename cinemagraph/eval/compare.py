@@ -65,12 +65,20 @@ def load_config(args: argparse.Namespace):
     return cfg
 
 
+def _default_methods() -> list[str]:
+    """Every method; the learned one only where its weights are found."""
+    from ..models.spacetime import find_spacetime
+
+    learned = find_spacetime() is not None
+    return [m for m in METHODS if m != "ours-learned" or learned]
+
+
 def evaluate(cfg, progress: bool = True) -> dict:
     """Run the comparison that ``cfg`` describes; return rows, per-scene records and samples."""
     from ..device import select_device
 
     device = select_device(None if cfg.device == "auto" else cfg.device)
-    methods = list(cfg.methods) or list(METHODS)
+    methods = list(cfg.methods) or _default_methods()
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise UserError(f"unknown method(s) {', '.join(unknown)}: use {', '.join(METHODS)}")

@@ -271,3 +271,30 @@ class RGBFeatures:
 @register("ours-no-features", "Ours w/o features (RGB point cloud)")
 def ours_without_features(inp: MethodInput) -> Tensor:
     return _pipeline(inp, components=Components(features=RGBFeatures()))
+
+
+_LEARNED: dict = {}
+
+
+def _learned_components(device) -> Components:
+    """The learned feature network and decoder found by :func:`find_spacetime` (official
+    checkpoint, else ours), loaded once per device."""
+    from ..errors import UserError
+    from ..models.spacetime import LearnedDecoder, LearnedFeatures, find_spacetime, load_spacetime
+
+    path = find_spacetime()
+    if path is None:
+        raise UserError("ours-learned needs the feature network and decoder: model_STEP.pth or "
+                        "cinemagraph_spacetime.safetensors in $CINEMAGRAPH_WEIGHTS or pretrained/")
+    key = (str(path), str(device))
+    if key not in _LEARNED:
+        model = load_spacetime(path).to(device)
+        description = f"learned features + decoder ('{path}', preset '{model.preset}')"
+        _LEARNED[key] = (LearnedFeatures(model, description), LearnedDecoder(model, description))
+    features, decoder = _LEARNED[key]
+    return Components(features=features, decoder=decoder)
+
+
+@register("ours-learned", "Ours with the learned feature network + decoder")
+def ours_learned(inp: MethodInput) -> Tensor:
+    return _pipeline(inp, components=_learned_components(inp.image.device))

@@ -27,15 +27,17 @@ log = logging.getLogger("cinemagraph.train")
 
 def train(cfg) -> None:
     """Run the training ``cfg`` describes in the current Hydra run directory."""
-    from ..device import select_device
+    from .loop import init_distributed
 
     out = Path(HydraConfig.get().runtime.output_dir)
-    device = select_device(cfg.trainer.device)
-    if cfg.task != "motion":
-        raise UserError(f"task='{cfg.task}': this version trains the motion network (task=motion)")
-    from .motion import MotionTrainer
-
-    MotionTrainer(cfg, out, device).run()
+    device = init_distributed(cfg.trainer.device)
+    if cfg.task == "motion":
+        from .motion import MotionTrainer as task
+    elif cfg.task == "spacetime":
+        from .spacetime import SpaceTimeTrainer as task
+    else:
+        raise UserError(f"task='{cfg.task}': use motion or spacetime")
+    task(cfg, out, device).run()
 
 
 @hydra.main(config_path=CONF, config_name="train", version_base=None)

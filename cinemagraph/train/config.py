@@ -2,8 +2,10 @@
 Hydra's ConfigStore, so a typo in a yaml or an override fails when the config is composed.
 
 ``conf/train.yaml`` is the primary config; ``conf/experiment/*.yaml`` are complete
-experiments (``experiment=NAME``); ``conf/motion/training/*.yaml`` are the motion network's
-data presets (``motion/training@motion.data=NAME``).
+experiments (``experiment=NAME``). Groups: ``conf/motion/training`` (the motion network's
+data), and for the feature network and decoder ``conf/dataset``, ``conf/model`` (presets:
+``model=small``), ``conf/loss``; ``conf/optim`` (packaged at ``train``: ``train.lr=...``)
+and ``conf/trainer`` for both.
 """
 
 from __future__ import annotations
@@ -60,6 +62,54 @@ class MotionTrainConfig:
 
 
 @dataclass
+class SpaceTimeDataConfig:
+    """Samples for the feature network and decoder: ``scenes`` synthetic scenes of ``split``
+    at ``size`` ``[H, W]``, ``frames`` frames per animation, novel views along ``paths``;
+    ``kinds``: ``anim`` and/or ``nvs`` (see :mod:`cinemagraph.train.spacetime`)."""
+
+    source: str = "synthetic"
+    split: str = "train"
+    scenes: int = 2000
+    size: list[int] = field(default_factory=lambda: [192, 256])
+    frames: int = 30
+    paths: list[str] = field(default_factory=lambda: ["circle", "zoom-in", "side"])
+    kinds: list[str] = field(default_factory=lambda: ["anim", "nvs"])
+    max_layers: int = 4
+    supersample: int = 1
+    seed: int = 0
+
+
+@dataclass
+class SpaceTimeModelConfig:
+    """``preset``: official, base or small (:mod:`cinemagraph.models.spacetime`); ``init``:
+    weights to start from; the discriminator as for the motion network."""
+
+    preset: str = "small"
+    init: Optional[str] = None
+    ndf: int = 64
+    n_layers_d: int = 3
+    num_d: int = 2
+
+
+@dataclass
+class SpaceTimeLossConfig:
+    """Weights: L1 on defined pixels, perceptual (LPIPS-VGG, only where its weights are
+    present), hinge GAN, discriminator feature matching."""
+
+    l1: float = 1.0
+    perceptual: float = 1.0
+    gan: float = 0.05
+    feature_matching: float = 0.5
+
+
+@dataclass
+class SpaceTimeTrainConfig:
+    data: SpaceTimeDataConfig = field(default_factory=SpaceTimeDataConfig)
+    model: SpaceTimeModelConfig = field(default_factory=SpaceTimeModelConfig)
+    loss: SpaceTimeLossConfig = field(default_factory=SpaceTimeLossConfig)
+
+
+@dataclass
 class OptimConfig:
     """Adam for both networks (the original: lr 1e-4, lr_d 1e-3, betas (0, 0.9)); both rates
     are multiplied by ``decay`` every ``decay_steps``."""
@@ -92,11 +142,13 @@ class TrainerConfig:
 
 @dataclass
 class TrainConfig:
-    """``task``: "motion" (the motion network; the feature network and decoder follow)."""
+    """``task``: "motion" (the motion network) or "spacetime" (the feature network and
+    image decoder)."""
 
     task: str = "motion"
     motion: MotionTrainConfig = field(default_factory=MotionTrainConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
+    spacetime: SpaceTimeTrainConfig = field(default_factory=SpaceTimeTrainConfig)
+    train: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
 
 

@@ -15,19 +15,17 @@ truth, prediction, hints). Checkpoints are read back with ``weights_only=True``.
 
 from __future__ import annotations
 
-import csv
 import logging
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 
 from ..errors import UserError
 from ..models.motion_net import MotionNet
 from .gan import (MultiscaleDiscriminator, end_point_error, feature_matching_loss, hinge_d_loss,
                   hinge_g_loss)
+from .loop import Trainer
 
 log = logging.getLogger("cinemagraph.train")
 
@@ -52,12 +50,14 @@ def build_motion_dataset(data):
     raise UserError(f"motion.data.source='{data.source}': use synthetic or eulerian")
 
 
-class MotionTrainer:
+class MotionTrainer(Trainer):
     """See the module docstring. ``cfg``: a composed ``TrainConfig``; ``out``: the run dir."""
 
+    name = "motion training"
+
     def __init__(self, cfg, out: Path, device: torch.device):
-        self.cfg, self.out, self.device = cfg, Path(out), device
-        torch.manual_seed(cfg.trainer.seed)
+        super().__init__(cfg, out, device)
+        torch.manual_seed(cfg.trainer.seed + self.rank)
         m = cfg.motion
         self.G = MotionNet()
         if m.model.init:
@@ -67,70 +67,22 @@ class MotionTrainer:
         self.G.to(device).train()
         self.D = MultiscaleDiscriminator(5, m.model.ndf, m.model.n_layers_d, m.model.num_d)
         self.D.to(device).train()
-        o = cfg.optim
+        if self.world > 1:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            self.G, self.D = DDP(self.G), DDP(self.D)
+        o = cfg.train
         self.opt_g = torch.optim.Adam(self.G.parameters(), o.lr, betas=(o.beta1, o.beta2))
         self.opt_d = torch.optim.Adam(self.D.parameters(), o.lr_d, betas=(o.beta1, o.beta2))
         self.sched_g = torch.optim.lr_scheduler.StepLR(self.opt_g, o.decay_steps, o.decay)
         self.sched_d = torch.optim.lr_scheduler.StepLR(self.opt_d, o.decay_steps, o.decay)
         self.dataset = build_motion_dataset(m.data)
-        self.step = 0
-        (self.out / "checkpoints").mkdir(parents=True, exist_ok=True)
         if cfg.trainer.resume:
             self.resume()
 
-    # --- checkpoints ------------------------------------------------------------------
-
-    def checkpoints(self) -> list[Path]:
-        return sorted((self.out / "checkpoints").glob("step_*.pt"))
-
-    def save(self) -> Path:
-        path = self.out / "checkpoints" / f"step_{self.step:07d}.pt"
-        state = {"netG": self.G.state_dict(), "netD": self.D.state_dict(),
-                 "optimizer_g": self.opt_g.state_dict(), "optimizer_d": self.opt_d.state_dict(),
-                 "scheduler_g": self.sched_g.state_dict(), "scheduler_d": self.sched_d.state_dict(),
-                 "step": self.step, "config": OmegaConf.to_yaml(self.cfg)}
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(state, tmp)
-        tmp.replace(path)
-        for old in self.checkpoints()[:-max(1, self.cfg.trainer.keep_last)]:
-            old.unlink()
-        return path
-
-    def resume(self) -> None:
-        found = self.checkpoints()
-        if not found:
-            return
-        state = torch.load(found[-1], map_location=self.device, weights_only=True)
-        self.G.load_state_dict(state["netG"])
-        self.D.load_state_dict(state["netD"])
-        self.opt_g.load_state_dict(state["optimizer_g"])
-        self.opt_d.load_state_dict(state["optimizer_d"])
-        self.sched_g.load_state_dict(state["scheduler_g"])
-        self.sched_d.load_state_dict(state["scheduler_d"])
-        self.step = int(state["step"])
-        log.info("resumed from '%s' at step %d", found[-1], self.step)
-
-    # --- data -------------------------------------------------------------------------
-
-    def batches(self):
-        """Yield batches forever, epoch after epoch, in an order fixed by the seed."""
-        t = self.cfg.trainer
-        per_epoch = max(1, len(self.dataset) // t.batch_size)
-        epoch, skip = divmod(self.step, per_epoch)
-        while True:
-            self.dataset.epoch = epoch
-            order = torch.Generator().manual_seed(int(np.random.SeedSequence(
-                [t.seed, epoch]).generate_state(1)[0]))
-            loader = torch.utils.data.DataLoader(
-                self.dataset, batch_size=t.batch_size, drop_last=True,
-                sampler=torch.utils.data.RandomSampler(self.dataset, generator=order),
-                num_workers=t.num_workers)
-            for i, batch in enumerate(loader):
-                if i >= skip:
-                    yield batch
-            epoch, skip = epoch + 1, 0
-
-    # --- one step ---------------------------------------------------------------------
+    def modules(self) -> dict:
+        return {"netG": self.G, "netD": self.D, "optimizer_g": self.opt_g,
+                "optimizer_d": self.opt_d, "scheduler_g": self.sched_g, "scheduler_d": self.sched_d}
 
     def train_step(self, batch: dict) -> dict[str, float]:
         w = self.cfg.motion.loss
@@ -156,10 +108,10 @@ class MotionTrainer:
         self.opt_g.step()
         self.sched_g.step()
         self.sched_d.step()
-        self.step += 1
         self._last = (image, mask, hint, motion, pred.detach())
         return {"g_loss": g_loss.item(), "epe": epe.item(), "g_gan": gan.item(),
-                "feature_matching": fm.item(), "d_loss": d_loss.item()}
+                "feature_matching": fm.item(), "d_loss": d_loss.item(),
+                "lr": self.sched_g.get_last_lr()[0]}
 
     def save_sample(self) -> Path:
         from ..media import save_image
@@ -178,40 +130,4 @@ class MotionTrainer:
         return path
 
     def run(self) -> None:
-        t = self.cfg.trainer
-        metrics_path = self.out / "metrics.csv"
-        new = not metrics_path.exists()
-        log.info("motion training: %d item(s) per epoch from %s, steps %d -> %d on %s",
-                 len(self.dataset), type(self.dataset).__name__, self.step, t.steps, self.device)
-        if self.step >= t.steps:
-            log.info("nothing to do: already at step %d", self.step)
-            return
-        from tqdm import tqdm
-
-        with open(metrics_path, "a", newline="") as f:
-            writer = None
-            start = time.perf_counter()
-            bar = tqdm(total=t.steps, initial=self.step, desc="motion training", unit="step",
-                       disable=None)
-            for batch in self.batches():
-                losses = self.train_step(batch)
-                bar.update(1)
-                if self.step % t.log_every == 0 or self.step == t.steps:
-                    row = {"step": self.step, **losses, "lr": self.sched_g.get_last_lr()[0],
-                           "seconds": round(time.perf_counter() - start, 3)}
-                    if writer is None:
-                        writer = csv.DictWriter(f, fieldnames=list(row))
-                        if new:
-                            writer.writeheader()
-                    writer.writerow(row)
-                    f.flush()
-                    bar.set_postfix(epe=f"{losses['epe']:.3f}", d=f"{losses['d_loss']:.3f}")
-                if self.step % t.sample_every == 0 or self.step == t.steps:
-                    self.save_sample()
-                if self.step % t.checkpoint_every == 0 or self.step == t.steps:
-                    self.save()
-                if self.step >= t.steps:
-                    break
-            bar.close()
-        log.info("motion training: reached step %d; checkpoints in '%s'", self.step,
-                 self.out / "checkpoints")
+        super().run(self.dataset)

@@ -19,7 +19,7 @@ from cinemagraph.train.motion_data import (EulerianVideos, _NumpyOnly, read_moti
                                            sample_hints, write_motion_file)
 
 CONF = str(Path(__file__).resolve().parents[2] / "conf")
-EXPERIMENTS = sorted(p.stem for p in Path(CONF, "experiment").glob("*.yaml"))
+EXPERIMENTS = sorted(p.stem for p in Path(CONF, "experiment").glob("motion_*.yaml"))
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -153,7 +153,7 @@ def test_the_command_runs_and_sweeps(tmp_path):
     cmd = [sys.executable, "-m", "cinemagraph.train", "-m", "experiment=motion_synthetic",
            "trainer.steps=1", "trainer.batch_size=1", "trainer.device=cpu",
            "motion.data.scenes=2", "motion.data.scene_size=[96,128]",
-           "optim.lr=1e-4,3e-4", f"hydra.sweep.dir={tmp_path}/sweep"]
+           "train.lr=1e-4,3e-4", f"hydra.sweep.dir={tmp_path}/sweep"]
     done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     runs = sorted((tmp_path / "sweep").glob("*/checkpoints/step_0000001.pt"))

@@ -1,0 +1,186 @@
+"""What every training task shares: the run directory, checkpoints and resume, the seeded
+epoch order, the loop with its CSV log, sample pictures and progress bar, and data-parallel
+bookkeeping (one process per GPU under ``torchrun``; rank 0 writes).
+
+A task subclasses :class:`Trainer` and provides ``modules()`` (name -> module or optimiser
+or scheduler, everything a checkpoint holds), ``train_step(batch) -> dict`` and
+``save_sample() -> Path``. Checkpoints are ``checkpoints/step_NNNNNNN.pt`` written through
+a temporary name, read back with ``weights_only=True``; the last ``keep_last`` are kept.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+
+log = logging.getLogger("cinemagraph.train")
+
+
+def distributed() -> tuple[int, int]:
+    """Return ``(rank, world_size)``; 0, 1 outside ``torchrun``."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def init_distributed(device_name: str) -> torch.device:
+    """Start the process group when launched by ``torchrun`` (NCCL on GPUs, gloo on CPUs) and
+    return this process's device."""
+    import torch.distributed as dist
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    from ..device import select_device
+
+    device = select_device(device_name)
+    if world <= 1:
+        return device
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if device.type == "cuda":
+        device = torch.device("cuda", local)
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return device
+
+
+class Trainer:
+    """See the module docstring. ``cfg``: a composed ``TrainConfig``; ``out``: the run dir."""
+
+    name = "training"
+
+    def __init__(self, cfg, out: Path, device: torch.device):
+        self.cfg, self.out, self.device = cfg, Path(out), device
+        self.rank, self.world = distributed()
+        self.step = 0
+        if self.rank == 0:
+            (self.out / "checkpoints").mkdir(parents=True, exist_ok=True)
+
+    def modules(self) -> dict:
+        raise NotImplementedError
+
+    def train_step(self, batch) -> dict[str, float]:
+        raise NotImplementedError
+
+    def save_sample(self) -> Path:
+        raise NotImplementedError
+
+    # --- checkpoints ------------------------------------------------------------------
+
+    def checkpoints(self) -> list[Path]:
+        return sorted((self.out / "checkpoints").glob("step_*.pt"))
+
+    def extra_state(self) -> dict:
+        """Entries a task adds to its checkpoints (e.g. the official ``netG`` name)."""
+        return {}
+
+    def save(self) -> Path | None:
+        if self.rank != 0:
+            return None
+        path = self.out / "checkpoints" / f"step_{self.step:07d}.pt"
+        state = {name: _unwrap(m).state_dict() for name, m in self.modules().items()}
+        state.update(self.extra_state())
+        state.update(step=self.step, config=OmegaConf.to_yaml(self.cfg))
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save(state, tmp)
+        tmp.replace(path)
+        for old in self.checkpoints()[:-max(1, self.cfg.trainer.keep_last)]:
+            old.unlink()
+        return path
+
+    def resume(self) -> None:
+        found = self.checkpoints()
+        if not found:
+            return
+        state = torch.load(found[-1], map_location=self.device, weights_only=True)
+        for name, module in self.modules().items():
+            _unwrap(module).load_state_dict(state[name])
+        self.step = int(state["step"])
+        log.info("resumed from '%s' at step %d", found[-1], self.step)
+
+    # --- data -------------------------------------------------------------------------
+
+    def epoch_order(self, epoch: int, length: int) -> list[int]:
+        """The item order of ``epoch``, the same on every rank and run; this rank's share."""
+        g = torch.Generator().manual_seed(int(np.random.SeedSequence(
+            [self.cfg.trainer.seed, epoch]).generate_state(1)[0]))
+        order = torch.randperm(length, generator=g).tolist()
+        return order[self.rank::self.world]
+
+    def batches(self, dataset):
+        """Yield batches forever, epoch after epoch, each rank its share of every epoch."""
+        t = self.cfg.trainer
+        per_epoch = max(1, len(dataset) // (t.batch_size * self.world))
+        epoch, skip = divmod(self.step, per_epoch)
+        while True:
+            if hasattr(dataset, "epoch"):
+                dataset.epoch = epoch
+            loader = torch.utils.data.DataLoader(
+                torch.utils.data.Subset(dataset, self.epoch_order(epoch, len(dataset))),
+                batch_size=t.batch_size, drop_last=True, num_workers=t.num_workers,
+                collate_fn=getattr(self, "collate", None))
+            for i, batch in enumerate(loader):
+                if i >= skip:
+                    yield batch
+                if i + 1 >= per_epoch:
+                    break
+            epoch, skip = epoch + 1, 0
+
+    # --- the loop ---------------------------------------------------------------------
+
+    def run(self, dataset) -> None:
+        t = self.cfg.trainer
+        log.info("%s: %d item(s) per epoch from %s, steps %d -> %d on %s%s", self.name,
+                 len(dataset), type(dataset).__name__, self.step, t.steps, self.device,
+                 f", {self.world} processes" if self.world > 1 else "")
+        if self.step >= t.steps:
+            log.info("nothing to do: already at step %d", self.step)
+            return
+        from tqdm import tqdm
+
+        metrics_path = self.out / "metrics.csv"
+        new = not metrics_path.exists()
+        f = open(metrics_path, "a", newline="") if self.rank == 0 else None
+        writer = None
+        start = time.perf_counter()
+        bar = tqdm(total=t.steps, initial=self.step, desc=self.name, unit="step",
+                   disable=None if self.rank == 0 else True)
+        try:
+            for batch in self.batches(dataset):
+                losses = self.train_step(batch)
+                self.step += 1
+                bar.update(1)
+                last = self.step >= t.steps
+                if f is not None and (self.step % t.log_every == 0 or last):
+                    row = {"step": self.step, **losses,
+                           "seconds": round(time.perf_counter() - start, 3)}
+                    if writer is None:
+                        writer = csv.DictWriter(f, fieldnames=list(row))
+                        if new:
+                            writer.writeheader()
+                    writer.writerow(row)
+                    f.flush()
+                if self.rank == 0 and (self.step % t.sample_every == 0 or last):
+                    self.save_sample()
+                if self.step % t.checkpoint_every == 0 or last:
+                    self.save()
+                if last:
+                    break
+        finally:
+            bar.close()
+            if f is not None:
+                f.close()
+        log.info("%s: reached step %d; checkpoints in '%s'", self.name, self.step,
+                 self.out / "checkpoints")
+
+
+def _unwrap(module):
+    return module.module if isinstance(module, torch.nn.parallel.DistributedDataParallel) else module
