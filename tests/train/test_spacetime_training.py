@@ -69,3 +69,22 @@ def test_two_processes_end_with_identical_weights(tmp_path):
     ta, tb = (torch.load(tmp_path / f"target{r}.pt", weights_only=True) for r in (0, 1))
     assert not torch.equal(ta, tb)
     assert (tmp_path / "checkpoints" / "step_0000003.pt").exists()
+
+
+def test_an_untrained_residual_preset_renders_as_the_built_in_decoder():
+    from cinemagraph.models.decoder import CompositingDecoder, SplattedFrame
+
+    g = torch.Generator().manual_seed(0)
+    model = SpaceTimeModel("small").eval()
+    channels = 4 + model.feature_channels
+
+    def frame():
+        alpha = torch.rand(1, 1, 40, 56, generator=g)
+        feats = torch.rand(1, channels, 40, 56, generator=g) * alpha
+        return SplattedFrame(feats, alpha, 1 + torch.rand(1, 1, 40, 56, generator=g))
+
+    fwd, bwd = frame(), frame()
+    with torch.no_grad():
+        assert torch.allclose(model.decode(fwd, bwd, 0.3), CompositingDecoder()(fwd, bwd, 0.3),
+                              atol=1e-6)
+    assert not SpaceTimeModel("official").residual

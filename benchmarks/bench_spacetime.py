@@ -1,0 +1,72 @@
+"""Time the feature network (once per photo, on its layers) and the image decoder (every
+frame) at 1280x720, fp32 and bf16, for each preset; the built-in compositing decoder in the
+same run (the component the learned one replaces).
+
+    python benchmarks/bench_spacetime.py [--device cuda] [--runs 10] [--layers 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import device_name, median_time  # noqa: E402
+
+from cinemagraph.ldi.scene import LayeredDepthImage  # noqa: E402
+from cinemagraph.models.decoder import CompositingDecoder, SplattedFrame  # noqa: E402
+from cinemagraph.models.spacetime import PRESETS, SpaceTimeModel  # noqa: E402
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--runs", type=int, default=10)
+    p.add_argument("--layers", type=int, default=3)
+    args = p.parse_args()
+    device = torch.device(args.device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    runs = args.runs if device.type == "cuda" else 2
+    h, w, L = 720, 1280, args.layers
+    g = torch.Generator().manual_seed(0)
+    cover = torch.rand(L, 1, h, w, generator=g) > 0.3
+    ldi = LayeredDepthImage(torch.rand(L, 3, h, w, generator=g), 1 + torch.rand(L, 1, h, w, generator=g),
+                            cover, cover, torch.zeros(L, 2, h, w), torch.ones(L, 1, h, w))
+    ldi = LayeredDepthImage(*(getattr(ldi, k).to(device) for k in
+                              ("color", "depth", "visible", "coverage", "flow", "depth_field")))
+    print(f"device: {device_name(device)}; 1280x720, {L} layers")
+    print("| preset | precision | feature net per photo ms | decoder per frame ms |")
+    print("|---|---|---|---|")
+
+    def frame(c):
+        alpha = torch.rand(1, 1, h, w, device=device)
+        return SplattedFrame(torch.rand(1, c, h, w, device=device) * alpha, alpha,
+                             1 + torch.rand(1, 1, h, w, device=device))
+
+    for preset in PRESETS:
+        model = SpaceTimeModel(preset).to(device).eval()
+        fwd, bwd = frame(4 + model.feature_channels), frame(4 + model.feature_channels)
+        dtypes = [("fp32", None)] + ([("bf16", torch.bfloat16)] if device.type == "cuda" else [])
+        for name, dtype in dtypes:
+            def feats():
+                with torch.no_grad(), torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+                    model.features(ldi)
+
+            def decode():
+                with torch.no_grad(), torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+                    model.decode(fwd, bwd, 0.4)
+
+            print(f"| {preset} | {name} | {median_time(feats, device, runs) * 1e3:.1f} | "
+                  f"{median_time(decode, device, runs) * 1e3:.1f} |")
+    fwd, bwd = frame(4), frame(4)
+    t = median_time(lambda: CompositingDecoder()(fwd, bwd, 0.4), device, runs)
+    print(f"built-in compositing decoder per frame: {t * 1e3:.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
