@@ -180,6 +180,36 @@ class Trainer:
                 f.close()
         log.info("%s: reached step %d; checkpoints in '%s'", self.name, self.step,
                  self.out / "checkpoints")
+        if self.world > 1:
+            self.check_replicas()
+
+    def check_replicas(self) -> list[str]:
+        """Compare every process's weights (SHA-256 of all module parameters and buffers);
+        rank 0 writes ``replicas.json``. Raises if they differ: data-parallel training must
+        keep one model."""
+        import hashlib
+        import json
+
+        import torch.distributed as dist
+
+        digest = hashlib.sha256()
+        for name, module in sorted(self.modules().items()):
+            if isinstance(module, torch.nn.Module):
+                for key, value in sorted(_unwrap(module).state_dict().items()):
+                    digest.update(key.encode())
+                    digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+        digests = [None] * self.world
+        dist.all_gather_object(digests, digest.hexdigest())
+        same = len(set(digests)) == 1
+        if self.rank == 0:
+            (self.out / "replicas.json").write_text(json.dumps(
+                {"step": self.step, "world_size": self.world, "identical": same,
+                 "sha256": digests}, indent=1))
+        log.info("weights of the %d processes after step %d: %s", self.world, self.step,
+                 "identical" if same else "DIFFERENT")
+        if not same:
+            raise RuntimeError(f"data-parallel replicas differ after step {self.step}: {digests}")
+        return digests
 
 
 def _unwrap(module):

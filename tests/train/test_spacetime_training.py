@@ -69,6 +69,10 @@ def test_two_processes_end_with_identical_weights(tmp_path):
     ta, tb = (torch.load(tmp_path / f"target{r}.pt", weights_only=True) for r in (0, 1))
     assert not torch.equal(ta, tb)
     assert (tmp_path / "checkpoints" / "step_0000003.pt").exists()
+    import json
+
+    replicas = json.loads((tmp_path / "replicas.json").read_text())
+    assert replicas["identical"] and replicas["world_size"] == 2 and replicas["step"] == 3
 
 
 def test_an_untrained_residual_preset_renders_as_the_built_in_decoder():
