@@ -11,8 +11,9 @@ the ground-truth motion and the same camera paths; it is scored on its ``both`` 
 only (:mod:`cinemagraph.eval.metrics`). Depth is the ground truth (``--depth gt``) or the
 built-in estimate (``--depth estimated``); the table says which.
 
-Writes to ``--out``: ``table.md`` (mean over scenes of the per-scene mean over frames and
-paths, with the number of scenes), ``per_scene.csv`` and ``contact_sheet.png`` (the middle
+Writes to ``--out``: ``table.md`` (mean over scenes of the per-scene scores: PSNR of the
+scene's MSE over all frames and paths, SSIM and LPIPS averaged over them; with the number of
+scenes), ``per_scene.csv`` and ``contact_sheet.png`` (the middle
 frame of a few scenes: ground truth, then each method). Deterministic: the same data give
 the same numbers on the same device.
 """
@@ -125,7 +126,7 @@ def evaluate(cfg, progress: bool = True) -> dict:
                     frames = METHODS[method](inp).cpu()
                 target, valid = scene.frames[name], scene.valid[name]
                 for t in range(frames.shape[0]):
-                    scores["psnr"].append(metrics.psnr(frames[t], target[t], valid[t]))
+                    scores["psnr"].append(metrics.mse(frames[t], target[t], valid[t]))
                     scores["ssim"].append(metrics.ssim(frames[t], target[t], valid[t]))
                     if lpips_model is not None:
                         scores["lpips"].append(lpips_model(frames[t], target[t], valid[t]))
@@ -134,7 +135,7 @@ def evaluate(cfg, progress: bool = True) -> dict:
                     shown["ground truth"] = target[mid]
                     shown[method] = frames[mid]
             records.append({"scene": scene.name, "method": method,
-                            "psnr": metrics.mean(scores["psnr"]),
+                            "psnr": metrics.psnr_of_mse(scores["psnr"]),
                             "ssim": metrics.mean(scores["ssim"]),
                             "lpips": metrics.mean(scores["lpips"]) if scores["lpips"] else math.nan})
             if bar is not None:

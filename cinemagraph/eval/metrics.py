@@ -4,6 +4,10 @@ Images are ``(3, H, W)`` in ``[0, 1]``; ``valid`` is ``(H, W)`` bool (pixels who
 truth is defined). Every metric is averaged over the valid pixels only.
 
 * PSNR: ``10 log10(1 / MSE)`` over valid pixels and channels; ``inf`` for identical images.
+  The comparison reports one PSNR per scene from the MSE averaged over all its frames
+  (:func:`psnr_of_mse`), not the mean of per-frame PSNRs: frame 0 of a path from the source
+  camera is the photo itself, which a method that copies it scores at 100-150 dB, and such
+  frames would otherwise dominate the mean (they did in the table of 2026-11-24 09:00).
 * SSIM: :func:`skimage.metrics.structural_similarity` with the settings of Wang et al. 2004
   (Gaussian weights, sigma 1.5, population covariance, ``data_range=1``), computed on the
   whole image, its SSIM map averaged over valid pixels.
@@ -35,6 +39,22 @@ def psnr(pred: Tensor, target: Tensor, valid: Tensor) -> float:
         return float("nan")
     mse = float(err.mean())
     return math.inf if mse == 0.0 else 10.0 * math.log10(1.0 / mse)
+
+
+def mse(pred: Tensor, target: Tensor, valid: Tensor) -> float:
+    """Return the mean squared error of ``pred`` against ``target`` on ``valid`` pixels."""
+    err = (pred.double() - target.double()).square().mean(0)[valid]
+    return float(err.mean()) if err.numel() else float("nan")
+
+
+def psnr_of_mse(values) -> float:
+    """Return the PSNR in dB of the mean of finite per-frame MSEs (``inf`` when it is 0)."""
+    arr = np.asarray(list(values), dtype=np.float64)
+    arr = arr[np.isfinite(arr)]
+    if arr.size == 0:
+        return float("nan")
+    m = float(arr.mean())
+    return math.inf if m == 0.0 else 10.0 * math.log10(1.0 / m)
 
 
 def ssim(pred: Tensor, target: Tensor, valid: Tensor) -> float:

@@ -37,7 +37,13 @@ def train(cfg) -> None:
         from .spacetime import SpaceTimeTrainer as task
     else:
         raise UserError(f"task='{cfg.task}': use motion or spacetime")
-    task(cfg, out, device).run()
+    try:
+        task(cfg, out, device).run()
+    finally:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
 
 
 @hydra.main(config_path=CONF, config_name="train", version_base=None)
