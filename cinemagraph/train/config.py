@@ -63,11 +63,13 @@ class MotionTrainConfig:
 
 @dataclass
 class SpaceTimeDataConfig:
-    """Samples for the feature network and decoder: ``scenes`` synthetic scenes of ``split``
-    at ``size`` ``[H, W]``, ``frames`` frames per animation, novel views along ``paths``;
+    """Samples for the feature network and decoder: ``source`` "synthetic" (``scenes``
+    synthetic scenes of ``split``) or "videos" (real videos under ``root``, layout in
+    :mod:`cinemagraph.train.spacetime_data`; ``anim`` samples only), at ``size`` ``[H, W]``, ``frames`` frames per animation, novel views along ``paths``;
     ``kinds``: ``anim`` and/or ``nvs`` (see :mod:`cinemagraph.train.spacetime`)."""
 
     source: str = "synthetic"
+    root: Optional[str] = None
     split: str = "train"
     scenes: int = 2000
     size: list[int] = field(default_factory=lambda: [192, 256])

@@ -89,9 +89,15 @@ class SpaceTimeRender(nn.Module):
 def build_spacetime_dataset(data):
     from ..data import SyntheticScenes
 
+    if data.source == "videos":
+        from .spacetime_data import VideoAnimations
+
+        if not data.root:
+            raise UserError("spacetime.data.root is not set: give the folder of the videos "
+                            "(layout in cinemagraph/train/spacetime_data.py)")
+        return VideoAnimations(data.root, data.split, tuple(data.size), data.frames, data.seed)
     if data.source != "synthetic":
-        raise UserError(f"spacetime.data.source='{data.source}': this version trains on the "
-                        "synthetic scenes (source=synthetic)")
+        raise UserError(f"spacetime.data.source='{data.source}': use synthetic or videos")
     kinds = tuple(k for k in data.kinds if k in ("anim", "nvs"))
     if not kinds:
         raise UserError("spacetime.data.kinds must name anim and/or nvs")

@@ -92,3 +92,28 @@ def test_an_untrained_residual_preset_renders_as_the_built_in_decoder():
         assert torch.allclose(model.decode(fwd, bwd, 0.3), CompositingDecoder()(fwd, bwd, 0.3),
                               atol=1e-6)
     assert not SpaceTimeModel("official").residual
+
+
+def test_two_steps_on_real_video_layout(tmp_path):
+    import imageio.v2 as imageio
+    import numpy as np
+
+    folder = tmp_path / "videos" / "train"
+    folder.mkdir(parents=True)
+    g = np.random.default_rng(0)
+    base = (g.random((48, 64, 3)) * 255).astype(np.uint8)
+    frames = [np.roll(base, shift=i, axis=1) for i in range(6)]  # drifts right 1 px a frame
+    imageio.mimwrite(folder / "00001_00000.mp4", frames, fps=10, macro_block_size=1)
+    motion = np.zeros((1, 2, 48, 64), np.float32)
+    motion[0, 0] = 1.0
+    np.save(folder / "00001_00000_motion.npy", motion)
+    np.save(folder / "00001_00000_depth.npy", np.full((48, 64), 3.0, np.float32))
+    cfg = config(["experiment=spacetime_small", "dataset=videos", f"spacetime.data.root={tmp_path / 'videos'}",
+                  "spacetime.data.size=[48,64]", "spacetime.data.frames=6", "trainer.steps=2",
+                  "trainer.batch_size=1", "trainer.device=cpu", "trainer.log_every=1"])
+    trainer = SpaceTimeTrainer(cfg, tmp_path / "run", torch.device("cpu"))
+    item = trainer.dataset[0]
+    assert item["anim"]["frames"].shape == (1, 3, 48, 64) and 1 <= item["frame_indices"][0] < 6
+    assert item["mask"].all() and torch.allclose(item["motion"][0], torch.tensor(1.0))
+    trainer.run()
+    assert trainer.step == 2
