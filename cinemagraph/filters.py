@@ -54,15 +54,17 @@ def dilate(mask: Tensor, radius: int) -> Tensor:
     return _box_count(_box_count(mask.to(torch.int32), radius, 3), radius, 2) > 0
 
 
-def _box_count(x: Tensor, radius: int, dim: int) -> Tensor:
-    """Return the sums of ``x`` over windows of ``2 * radius + 1`` along ``dim``, zero-padded."""
+def _box_count(x: Tensor, before: int, dim: int, after: int | None = None) -> Tensor:
+    """Return the sums of ``x`` over ``[i - before, i + after]`` along ``dim`` (``after``
+    defaults to ``before``: a centred window), zero-padded, from cumulative sums."""
+    after = before if after is None else after
     n = x.shape[dim]
     shape = list(x.shape)
     shape[dim] = 1
     total = torch.cat([torch.zeros(shape, dtype=x.dtype, device=x.device), x.cumsum(dim)], dim)
     index = torch.arange(n, device=x.device)
-    return (total.index_select(dim, (index + radius + 1).clamp(max=n))
-            - total.index_select(dim, (index - radius).clamp(min=0)))
+    return (total.index_select(dim, (index + after + 1).clamp(max=n))
+            - total.index_select(dim, (index - before).clamp(min=0)))
 
 
 def erode(mask: Tensor, radius: int) -> Tensor:
@@ -83,19 +85,8 @@ def erode_square(mask: Tensor, size: int) -> Tensor:
         return mask.bool()
     before, after = size // 2, size - size // 2 - 1
     outside = (~mask.bool()).to(torch.int32)
-    count = _box_count_range(_box_count_range(outside, before, after, 3), before, after, 2)
+    count = _box_count(_box_count(outside, before, 3, after), before, 2, after)
     return count == 0
-
-
-def _box_count_range(x: Tensor, before: int, after: int, dim: int) -> Tensor:
-    """Return the sums of ``x`` over ``[i - before, i + after]`` along ``dim``, zero-padded."""
-    n = x.shape[dim]
-    shape = list(x.shape)
-    shape[dim] = 1
-    total = torch.cat([torch.zeros(shape, dtype=x.dtype, device=x.device), x.cumsum(dim)], dim)
-    index = torch.arange(n, device=x.device)
-    return (total.index_select(dim, (index + after + 1).clamp(max=n))
-            - total.index_select(dim, (index - before).clamp(min=0)))
 
 
 def masked_median(values: Tensor, mask: Tensor, where: Tensor, size: int) -> Tensor:

@@ -191,7 +191,7 @@ def _motion(args, image, hints, device):
 
 def _learned_decoding(args, components, device) -> None:
     """Put the learned feature network and decoder into ``components`` as ``--decoder`` asks."""
-    from ..models.spacetime import LearnedDecoder, LearnedFeatures, find_spacetime, load_spacetime
+    from ..models.spacetime import find_spacetime, learned_components
 
     if args.decoder == "builtin":
         return
@@ -205,12 +205,8 @@ def _learned_decoding(args, components, device) -> None:
                  "cinemagraph_spacetime.safetensors in --weights-dir, $CINEMAGRAPH_WEIGHTS or "
                  "pretrained/)")
         return
-    model = load_spacetime(path).to(device)
-    kind = "official" if path.suffix == ".pth" else f"ours, preset '{model.preset}'"
-    description = f"learned feature network + image decoder ({kind}, '{path}')"
-    components.features = LearnedFeatures(model, description)
-    components.decoder = LearnedDecoder(model, description)
-    log.info("features and decoder: %s", description)
+    components.features, components.decoder = learned_components(path, device)
+    log.info("features and decoder: %s", components.decoder.description)
 
 
 def run(args) -> Path:

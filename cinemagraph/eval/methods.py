@@ -280,7 +280,7 @@ def _learned_components(device) -> Components:
     """The learned feature network and decoder found by :func:`find_spacetime` (official
     checkpoint, else ours), loaded once per device."""
     from ..errors import UserError
-    from ..models.spacetime import LearnedDecoder, LearnedFeatures, find_spacetime, load_spacetime
+    from ..models.spacetime import find_spacetime, learned_components
 
     path = find_spacetime()
     if path is None:
@@ -288,9 +288,7 @@ def _learned_components(device) -> Components:
                         "cinemagraph_spacetime.safetensors in $CINEMAGRAPH_WEIGHTS or pretrained/")
     key = (str(path), str(device))
     if key not in _LEARNED:
-        model = load_spacetime(path).to(device)
-        description = f"learned features + decoder ('{path}', preset '{model.preset}')"
-        _LEARNED[key] = (LearnedFeatures(model, description), LearnedDecoder(model, description))
+        _LEARNED[key] = learned_components(path, device)
     features, decoder = _LEARNED[key]
     return Components(features=features, decoder=decoder)
 

@@ -197,3 +197,12 @@ def find_spacetime(weights_dir: str | Path | None = None) -> Path | None:
         if (directory / OWN_WEIGHTS).is_file():
             return directory / OWN_WEIGHTS
     return None
+
+
+def learned_components(path: str | Path, device=None) -> tuple[LearnedFeatures, LearnedDecoder]:
+    """Return the feature extractor and decoder of the weight file ``path`` on ``device``."""
+    path = Path(path)
+    model = load_spacetime(path).to(device)
+    kind = "official" if path.suffix == ".pth" else f"ours, preset '{model.preset}'"
+    description = f"learned feature network + image decoder ({kind}, '{path}')"
+    return LearnedFeatures(model, description), LearnedDecoder(model, description)

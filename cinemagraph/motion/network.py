@@ -41,13 +41,15 @@ GRID = 768
 BLUR = 15
 
 
-def dense_hints(hints: MotionHints, size: tuple[int, int], mask: Tensor) -> Tensor:
-    """Return the hints spread over the photo ``(1, 2, H, W)``, pixels per frame, masked."""
+def dense_hints(hints: MotionHints, size: tuple[int, int], mask: Tensor,
+                sigma: float | None = None) -> Tensor:
+    """Return the hints spread over the photo ``(1, 2, H, W)``, pixels per frame, masked:
+    normalised Gaussian weights ``exp(-(d / sigma)^2)`` (``sigma`` defaults to ``H / n``)."""
     h, w = size
     n = len(hints)
     if n == 0:
         return torch.zeros(1, 2, h, w, device=mask.device)
-    sigma = h / n
+    sigma = h / n if sigma is None else sigma
     grid = pixel_grid(h, w, device=mask.device).view(2, -1).transpose(0, 1)  # (HW, 2)
     points = hints.points.to(mask.device).round()  # the original indexes whole pixels
     weights = torch.exp(-(torch.cdist(grid, points) / sigma).square())  # (HW, n)

@@ -64,6 +64,15 @@ class Trainer:
         if self.rank == 0:
             (self.out / "checkpoints").mkdir(parents=True, exist_ok=True)
 
+    def make_optimizers(self, generator_params, discriminator_params) -> None:
+        """Adam for the generator and the discriminator with ``cfg.train``'s rates and betas,
+        each rate multiplied by ``decay`` every ``decay_steps``."""
+        o = self.cfg.train
+        self.opt_g = torch.optim.Adam(generator_params, o.lr, betas=(o.beta1, o.beta2))
+        self.opt_d = torch.optim.Adam(discriminator_params, o.lr_d, betas=(o.beta1, o.beta2))
+        self.sched_g = torch.optim.lr_scheduler.StepLR(self.opt_g, o.decay_steps, o.decay)
+        self.sched_d = torch.optim.lr_scheduler.StepLR(self.opt_d, o.decay_steps, o.decay)
+
     def modules(self) -> dict:
         raise NotImplementedError
 

@@ -71,11 +71,7 @@ class MotionTrainer(Trainer):
             from torch.nn.parallel import DistributedDataParallel as DDP
 
             self.G, self.D = DDP(self.G), DDP(self.D)
-        o = cfg.train
-        self.opt_g = torch.optim.Adam(self.G.parameters(), o.lr, betas=(o.beta1, o.beta2))
-        self.opt_d = torch.optim.Adam(self.D.parameters(), o.lr_d, betas=(o.beta1, o.beta2))
-        self.sched_g = torch.optim.lr_scheduler.StepLR(self.opt_g, o.decay_steps, o.decay)
-        self.sched_d = torch.optim.lr_scheduler.StepLR(self.opt_d, o.decay_steps, o.decay)
+        self.make_optimizers(self.G.parameters(), self.D.parameters())
         self.dataset = build_motion_dataset(m.data)
         if cfg.trainer.resume:
             self.resume()

@@ -41,8 +41,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..conventions import pixel_grid
 from ..errors import UserError
+from ..motion.hints import MotionHints
+from ..motion.network import dense_hints
 
 #: Fraction of the mean speed under which a pixel counts as static (the original's 0.1).
 STATIC_FRACTION = 0.1
@@ -85,12 +86,7 @@ def sample_hints(motion: Tensor, mask: Tensor, generator: torch.Generator, max_h
     vectors = motion[:, centres[:, 1], centres[:, 0]].t()  # (k, 2)
     low, high = max(1, h // (2 * k)), max(2, int(h / (k / 2)))
     sigma = float(torch.randint(low, max(high, low + 1), (), generator=generator))
-    grid = pixel_grid(h, w).view(2, -1).t()
-    weights = torch.exp(-(torch.cdist(grid, centres.float()) / sigma).square())
-    total = weights.sum(1, keepdim=True)
-    total = torch.where(total == 0, torch.ones_like(total), total)
-    hint = ((weights @ vectors) / total).t().reshape(2, h, w)
-    return hint * mask
+    return dense_hints(MotionHints(centres.float(), vectors), (h, w), mask[None], sigma)[0]
 
 
 def _generator(seed: int, epoch: int, index: int) -> torch.Generator:

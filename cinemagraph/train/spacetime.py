@@ -32,7 +32,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from ..errors import UserError
 from ..ldi import LDISettings, build_layered_depth_image
@@ -124,11 +123,7 @@ class SpaceTimeTrainer(Trainer):
             from torch.nn.parallel import DistributedDataParallel as DDP
 
             self.render, self.D = DDP(self.render), DDP(self.D)
-        o = cfg.train
-        self.opt_g = torch.optim.Adam(self.model.parameters(), o.lr, betas=(o.beta1, o.beta2))
-        self.opt_d = torch.optim.Adam(self.D.parameters(), o.lr_d, betas=(o.beta1, o.beta2))
-        self.sched_g = torch.optim.lr_scheduler.StepLR(self.opt_g, o.decay_steps, o.decay)
-        self.sched_d = torch.optim.lr_scheduler.StepLR(self.opt_d, o.decay_steps, o.decay)
+        self.make_optimizers(self.model.parameters(), self.D.parameters())
         self.perceptual = None
         if s.loss.perceptual > 0:
             self.perceptual, reason = perceptual_loss_or_reason(device)
