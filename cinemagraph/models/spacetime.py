@@ -82,6 +82,35 @@ class SpaceTimeModel(nn.Module):
 
     def decode(self, forward: SplattedFrame, backward: SplattedFrame | None, time: float) -> Tensor:
         """Return RGB ``(1, 3, H, W)`` from the splatted frames (module docstring)."""
+        return self.decode_batch([forward], [backward], [time])
+
+    def decode_batch(self, forwards: list[SplattedFrame], backwards: list[SplattedFrame | None],
+                     times: list[float]) -> Tensor:
+        """:meth:`decode` of several frames of one size at once ``(B, 3, H, W)``: the image
+        decoder runs on the batch (its group norms are per sample, so each frame comes out
+        as :meth:`decode` alone would make it)."""
+        x0s, x1s, ts = [], [], []
+        for forward, backward, time in zip(forwards, backwards, times):
+            x0, x1 = self._maps(forward, backward)
+            x0s.append(x0), x1s.append(x1), ts.append(time if backward is not None else 0.0)
+        x0, x1 = torch.cat(x0s), torch.cat(x1s)
+        h, w = x0.shape[-2:]
+        pad = (0, (-w) % 16, 0, (-h) % 16)
+        if any(pad):
+            x0, x1 = F.pad(x0, pad, mode="replicate"), F.pad(x1, pad, mode="replicate")
+        t = ts[0] if len(ts) == 1 else torch.tensor(ts, dtype=x0.dtype, device=x0.device).view(-1, 1, 1, 1)
+        out = self.img_decoder(x0, x1, t)[..., :h, :w]
+        if self.residual:
+            from .decoder import CompositingDecoder
+
+            base = torch.cat([CompositingDecoder()(f, b, time)
+                              for f, b, time in zip(forwards, backwards, times)])
+            out = (base + 2.0 * (out - 0.5)).clamp(0, 1)
+        return out
+
+    @staticmethod
+    def _maps(forward: SplattedFrame, backward: SplattedFrame | None) -> tuple[Tensor, Tensor]:
+        """The decoder's two input maps: features and normalised disparity (premultiplied)."""
         frames = [forward] if backward is None else [forward, backward]
         disparities = [1.0 / f.depth.clamp_min(1e-6) for f in frames]
         covered = [f.alpha > 1e-3 for f in frames]
@@ -89,19 +118,7 @@ class SpaceTimeModel(nn.Module):
         lo, hi = (values.min(), values.max()) if values.numel() else (torch.zeros(()), torch.ones(()))
         maps = [torch.cat([f.features, ((d - lo) / (hi - lo).clamp_min(1e-6)).clamp(0, 1) * f.alpha], 1)
                 for f, d in zip(frames, disparities)]
-        x0 = maps[0]
-        x1 = maps[1] if len(maps) > 1 else maps[0]
-        h, w = x0.shape[-2:]
-        pad = (0, (-w) % 16, 0, (-h) % 16)
-        if any(pad):
-            x0, x1 = F.pad(x0, pad, mode="replicate"), F.pad(x1, pad, mode="replicate")
-        t = time if backward is not None else 0.0
-        out = self.img_decoder(x0, x1, t)[..., :h, :w]
-        if self.residual:
-            from .decoder import CompositingDecoder
-
-            out = (CompositingDecoder()(forward, backward, time) + 2.0 * (out - 0.5)).clamp(0, 1)
-        return out
+        return maps[0], maps[-1]
 
 
 class LearnedFeatures:

@@ -56,9 +56,11 @@ class MotionHints:
         sy, sx = (scale, scale) if isinstance(scale, (int, float)) else scale
         mask = self.mask
         if mask is not None:
-            mask = torch.nn.functional.interpolate(mask.float(), scale_factor=(sy, sx),
-                                                   mode="bilinear", align_corners=False,
-                                                   recompute_scale_factor=False)
+            # The output size from rounding, never below ``size``: a scale factor alone
+            # floors (720 * 0.35 gives 251 rows where the resized photo has 252).
+            out = (max(size[0], round(mask.shape[-2] * sy)), max(size[1], round(mask.shape[-1] * sx)))
+            mask = torch.nn.functional.interpolate(mask.float(), size=out, mode="bilinear",
+                                                   align_corners=False)
             mask = (mask[..., : size[0], : size[1]] > 0.5)
         factor = torch.tensor([sx, sy], dtype=self.points.dtype)
         return MotionHints(self.points * factor, self.vectors * factor, mask)

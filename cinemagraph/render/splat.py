@@ -53,24 +53,73 @@ def splat_points(xy: Tensor, z: Tensor, radius: Tensor, features: Tensor,
     """
     _check(xy, z, radius, features)
     h, w = size
-    k = points_per_pixel
     n, c = features.shape
     if n == 0:
         return SplatOutput(features.new_zeros(1, c, h, w), xy.new_zeros(1, 1, h, w))
     with torch.no_grad():
-        table = _nearest_points_table(xy, z, radius, h, w, k)
-        valid = table >= 0
-        # Empty slots get zero opacity but still index some point; spreading them over all
-        # points (rather than all on point 0) keeps the backward pass's accumulation free of
-        # one huge run of duplicate indices, which GPUs serialise (40x slower end to end).
-        spread = torch.arange(h * w * k, device=xy.device).view(h * w, k) % n
-        table = torch.where(valid, table, spread)
-        flat = table.view(-1)
-        pixel = torch.arange(h * w, device=xy.device)
-        px = (pixel % w).to(xy.dtype)[:, None]
-        py = (pixel // w).to(xy.dtype)[:, None]
-    # Differentiable part: opacities from positions, weights, and features. (index_select
-    # rather than advanced indexing: the same values, several times faster on CPUs.)
+        table, valid = _table(xy, z, radius, h, w, points_per_pixel)
+    weights, opacity = _weights(xy, radius, table, valid, h, w)
+    return _apply(table, weights.to(features.dtype), opacity, features, h, w)
+
+
+class SplatPlan(NamedTuple):
+    """The geometry of one splat, to apply to any features of the same points later:
+    ``table (H*W, K)`` point indices, ``weights (H*W, K)`` compositing weights (zero in empty
+    slots), ``alpha (1, 1, H, W)`` accumulated opacity. Splatting is linear in the features,
+    so :func:`apply_splat_plan` equals :func:`splat_points` for fixed positions, with
+    gradients to the features only (what training the feature network and decoder needs;
+    the plan can be made ahead, e.g. in a data-loading worker)."""
+
+    table: Tensor
+    weights: Tensor
+    alpha: Tensor
+
+    def to(self, device) -> "SplatPlan":
+        return SplatPlan(*(v.to(device, non_blocking=True) for v in self))
+
+
+@torch.no_grad()
+def plan_splat(xy: Tensor, z: Tensor, radius: Tensor, size: tuple[int, int],
+               points_per_pixel: int = 8) -> SplatPlan:
+    """Return the :class:`SplatPlan` of points at ``xy (N, 2)`` (arguments as
+    :func:`splat_points`; at least one point)."""
+    _check(xy, z, radius, z[:, None])
+    h, w = size
+    table, valid = _table(xy, z, radius, h, w, points_per_pixel)
+    weights, opacity = _weights(xy, radius, table, valid, h, w)
+    return SplatPlan(table, weights, opacity.view(1, 1, h, w))
+
+
+def apply_splat_plan(plan: SplatPlan, features: Tensor) -> SplatOutput:
+    """Return the splat of ``features (N, C)`` by ``plan``."""
+    h, w = plan.alpha.shape[-2:]
+    return _apply(plan.table, plan.weights.to(features.dtype), plan.alpha.view(-1), features, h, w)
+
+
+def _table(xy: Tensor, z: Tensor, radius: Tensor, h: int, w: int, k: int) -> tuple[Tensor, Tensor]:
+    """The K nearest points per pixel, with empty slots pointing at some point (and False
+    in ``valid``)."""
+    n = xy.shape[0]
+    table = _nearest_points_table(xy, z, radius, h, w, k)
+    valid = table >= 0
+    # Empty slots get zero opacity but still index some point; spreading them over all
+    # points (rather than all on point 0) keeps the backward pass's accumulation free of
+    # one huge run of duplicate indices, which GPUs serialise (40x slower end to end).
+    spread = torch.arange(h * w * k, device=xy.device).view(h * w, k) % n
+    return torch.where(valid, table, spread), valid
+
+
+def _weights(xy: Tensor, radius: Tensor, table: Tensor, valid: Tensor, h: int,
+             w: int) -> tuple[Tensor, Tensor]:
+    """Front-to-back compositing weights ``(H*W, K)`` and accumulated opacity ``(H*W,)``;
+    differentiable with respect to ``xy`` and ``radius``."""
+    k = table.shape[1]
+    flat = table.view(-1)
+    pixel = torch.arange(h * w, device=xy.device)
+    px = (pixel % w).to(xy.dtype)[:, None]
+    py = (pixel // w).to(xy.dtype)[:, None]
+    # (index_select rather than advanced indexing: the same values, several times faster on
+    # CPUs.)
     x, y = xy.unbind(1)
     d2 = (px - x.index_select(0, flat).view(h * w, k)).square() \
         + (py - y.index_select(0, flat).view(h * w, k)).square()
@@ -83,11 +132,15 @@ def splat_points(xy: Tensor, z: Tensor, radius: Tensor, features: Tensor,
     for j in range(k):
         weights.append(alpha[:, j] * transmit)
         transmit = transmit * (1.0 - alpha[:, j])
-    weights = torch.stack(weights, 1).to(features.dtype)
+    return torch.stack(weights, 1), 1.0 - transmit
+
+
+def _apply(table: Tensor, weights: Tensor, opacity: Tensor, features: Tensor, h: int,
+           w: int) -> SplatOutput:
     # One fused gather-and-weighted-sum of the K feature rows of each pixel (no (H*W, K, C)
     # temporary, no atomics); differentiable with respect to both the features and the weights.
+    c = features.shape[1]
     out = F.embedding_bag(table, features, per_sample_weights=weights, mode="sum")
-    opacity = 1.0 - transmit
     return SplatOutput(out.transpose(0, 1).reshape(1, c, h, w), opacity.view(1, 1, h, w))
 
 

@@ -65,8 +65,11 @@ class MotionTrainConfig:
 class SpaceTimeDataConfig:
     """Samples for the feature network and decoder: ``source`` "synthetic" (``scenes``
     synthetic scenes of ``split``) or "videos" (real videos under ``root``, layout in
-    :mod:`cinemagraph.train.spacetime_data`; ``anim`` samples only), at ``size`` ``[H, W]``, ``frames`` frames per animation, novel views along ``paths``;
-    ``kinds``: ``anim`` and/or ``nvs`` (see :mod:`cinemagraph.train.spacetime`)."""
+    :mod:`cinemagraph.train.spacetime_data`; ``anim`` samples only), at ``size`` ``[H, W]``,
+    ``frames`` frames per animation, novel views along ``paths``; ``kinds``: some of
+    ``anim``, ``nvs``, ``both``; ``per_scene`` samples per scene (one item; the batch is
+    ``trainer.batch_size`` samples); ``two_frame``: the backward cloud of ``anim`` samples
+    from the end photo, as the original (see :mod:`cinemagraph.train.spacetime_samples`)."""
 
     source: str = "synthetic"
     root: Optional[str] = None
@@ -79,6 +82,8 @@ class SpaceTimeDataConfig:
     max_layers: int = 4
     supersample: int = 1
     seed: int = 0
+    per_scene: int = 2
+    two_frame: bool = True
 
 
 @dataclass
@@ -95,10 +100,11 @@ class SpaceTimeModelConfig:
 
 @dataclass
 class SpaceTimeLossConfig:
-    """Weights: L1 on defined pixels, perceptual (LPIPS-VGG, only where its weights are
+    """Weights: L1 and squared error (L2) on defined pixels, perceptual (LPIPS-VGG, only where its weights are
     present), hinge GAN, discriminator feature matching."""
 
     l1: float = 1.0
+    l2: float = 0.0
     perceptual: float = 1.0
     gan: float = 0.05
     feature_matching: float = 0.5

@@ -127,18 +127,22 @@ class Trainer:
     def batches(self, dataset):
         """Yield batches forever, epoch after epoch, each rank its share of every epoch."""
         t = self.cfg.trainer
-        per_epoch = max(1, len(dataset) // (t.batch_size * self.world))
+        batch_size = getattr(self, "loader_batch_size", t.batch_size)
+        per_epoch = max(1, len(dataset) // (batch_size * self.world))
         epoch, skip = divmod(self.step, per_epoch)
         while True:
             if hasattr(dataset, "epoch"):
                 dataset.epoch = epoch
+            # A resumed epoch starts at its first unseen batch: the items before it are left
+            # out of the loader rather than made and dropped (items can be expensive).
+            order = self.epoch_order(epoch, len(dataset))[skip * batch_size:]
             loader = torch.utils.data.DataLoader(
-                torch.utils.data.Subset(dataset, self.epoch_order(epoch, len(dataset))),
-                batch_size=t.batch_size, drop_last=True, num_workers=t.num_workers,
-                collate_fn=getattr(self, "collate", None))
-            for i, batch in enumerate(loader):
-                if i >= skip:
-                    yield batch
+                torch.utils.data.Subset(dataset, order),
+                batch_size=batch_size, drop_last=True, num_workers=t.num_workers,
+                collate_fn=getattr(self, "collate", None), pin_memory=self.device.type == "cuda",
+                persistent_workers=False, prefetch_factor=4 if t.num_workers else None)
+            for i, batch in enumerate(loader, start=skip):
+                yield batch
                 if i + 1 >= per_epoch:
                     break
             epoch, skip = epoch + 1, 0

@@ -1,22 +1,14 @@
 """Training of the feature network and image decoder (``task=spacetime``).
 
-Each sample is one synthetic scene (:class:`~cinemagraph.data.SyntheticScenes`, one random
-frame ``t`` of an ``N``-frame animation) and one of two kinds, as the original trains:
+The samples (``anim``, ``nvs``, ``both``; the original's two-frame ``anim`` samples by
+default) are made by the data-loading workers, :mod:`.spacetime_samples`: scene, ground
+truth, layers as the render makes them, point cloud and the geometry of every splat. Here the
+layers go through the feature network, its features are splatted by those plans (splatting
+is linear in the features; the point positions carry no gradient, as in the render) and the
+frames of a batch are decoded together: the loss reaches both networks through the whole
+render.
 
-* ``anim``: the animation from the source camera (identity pose): the forward cloud after
-  ``t`` steps and the backward cloud after ``N - t`` steps of the reversed flow, blended at
-  ``t / N``, against the ground-truth frame ``t``;
-* ``nvs``: the static scene from a camera of a path at its frame ``t``, against the
-  ground-truth view.
-
-The scene is layered as the render does (ground-truth depth and motion, the built-in
-layering, no gradient), the layers go through the feature network, points are lifted,
-splatted (the splatter is differentiable in the features) and decoded: the loss reaches both
-networks through the whole render. (The original animates a cloud from a video's first frame
-forwards and one from its last frame backwards; from a single photo, as the render runs, both
-clouds come from the same photo, and the synthetic ground truth makes every frame a target.)
-
-Losses: L1 on the pixels the ground truth defines, a perceptual loss (LPIPS with VGG-16) where
+Losses: L1 and squared error on the pixels the ground truth defines, a perceptual loss (LPIPS with VGG-16) where
 torchvision's VGG-16 weights are in the torch hub cache (otherwise it is off and the log says
 so; nothing replaces it), and a two-scale PatchGAN with hinge loss and feature matching; the
 weights are in ``spacetime.loss``. With ``torchrun --nproc_per_node=N`` the render module
@@ -33,14 +25,16 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from torch import Tensor
+
 from ..errors import UserError
-from ..ldi import LDISettings, build_layered_depth_image
+from ..models.decoder import SplattedFrame
 from ..models.spacetime import SpaceTimeModel, load_spacetime
-from ..motion.field import MotionField
-from ..render.pipeline import RenderSettings, splat_cloud
-from ..render.pointcloud import lift_layers
+from ..render.splat import apply_splat_plan
 from .gan import MultiscaleDiscriminator, feature_matching_loss, hinge_d_loss, hinge_g_loss
 from .loop import Trainer
+from .spacetime_samples import (KINDS, SpaceTimeSamples, SyntheticSceneSource, point_features,
+                                to_device)
 
 log = logging.getLogger("cinemagraph.train")
 
@@ -63,31 +57,36 @@ def perceptual_loss_or_reason(device):
 
 
 class SpaceTimeRender(nn.Module):
-    """Renders one training sample through the feature network, splatter and decoder (the
-    module DistributedDataParallel wraps)."""
+    """Renders a batch of training items through the feature network, the splat plans and
+    the decoder (the module DistributedDataParallel wraps); see
+    :mod:`.spacetime_samples`."""
 
-    def __init__(self, model: SpaceTimeModel, settings: RenderSettings):
+    def __init__(self, model: SpaceTimeModel):
         super().__init__()
-        self.model, self.settings = model, settings
+        self.model = model
 
-    def forward(self, ldi, K, steps: int, pose, view_K, t: int, animate: bool):
-        features = self.model.features(ldi)
-        cloud = lift_layers(ldi, features, K, steps, self.settings.point_radius)
-        size = ldi.size
-        if animate:
-            fwd = splat_cloud(cloud, cloud.positions(t), pose, view_K, size, self.settings)
-            bwd = None
-            if t > 0 and cloud.moving.numel():
-                bwd = splat_cloud(cloud, cloud.positions(steps - t, backward=True), pose, view_K,
-                                  size, self.settings)
-            return self.model.decode(fwd, bwd, t / steps)
-        fwd = splat_cloud(cloud, cloud.positions(0), pose, view_K, size, self.settings)
-        return self.model.decode(fwd, None, 0.0)
+    def forward(self, items: list[dict]) -> Tensor:
+        forwards, backwards, times = [], [], []
+        for item in items:
+            points = point_features(item["ldi"], self.model.features(item["ldi"]))
+            end_points = points
+            if item["end_ldi"] is not None:
+                end_points = point_features(item["end_ldi"], self.model.features(item["end_ldi"]))
+            for sample in item["samples"]:
+                forwards.append(_splatted(sample["forward"], points))
+                backwards.append(None if sample["backward"] is None
+                                 else _splatted(sample["backward"], end_points))
+                times.append(sample["time"])
+        return self.model.decode_batch(forwards, backwards, times)
 
 
-def build_spacetime_dataset(data):
-    from ..data import SyntheticScenes
+def _splatted(planned, points: Tensor) -> SplattedFrame:
+    plan, depth = planned
+    return SplattedFrame(apply_splat_plan(plan, points).features, plan.alpha, depth)
 
+
+def build_scene_source(data):
+    """The scenes of ``spacetime.data``: synthetic, or the user's videos."""
     if data.source == "videos":
         from .spacetime_data import VideoAnimations
 
@@ -97,12 +96,12 @@ def build_spacetime_dataset(data):
         return VideoAnimations(data.root, data.split, tuple(data.size), data.frames, data.seed)
     if data.source != "synthetic":
         raise UserError(f"spacetime.data.source='{data.source}': use synthetic or videos")
-    kinds = tuple(k for k in data.kinds if k in ("anim", "nvs"))
-    if not kinds:
-        raise UserError("spacetime.data.kinds must name anim and/or nvs")
-    return SyntheticScenes(data.scenes, data.split, data.seed, tuple(data.size), data.frames,
-                           tuple(data.paths), kinds, frames_per_item=1,
-                           supersample=data.supersample)
+    unknown = [k for k in data.kinds if k not in KINDS]
+    if unknown or not data.kinds:
+        raise UserError(f"spacetime.data.kinds must name some of {', '.join(KINDS)}"
+                        + (f" (not {', '.join(unknown)})" if unknown else ""))
+    return SyntheticSceneSource(data.scenes, data.split, data.seed, tuple(data.size),
+                                data.frames, data.supersample)
 
 
 class SpaceTimeTrainer(Trainer):
@@ -117,7 +116,7 @@ class SpaceTimeTrainer(Trainer):
             raise UserError(f"spacetime.model.init holds the '{model.preset}' preset, not "
                             f"'{s.model.preset}'")
         self.model = model.to(device).train()
-        self.render = SpaceTimeRender(self.model, RenderSettings())
+        self.render = SpaceTimeRender(self.model)
         self.D = MultiscaleDiscriminator(3, s.model.ndf, s.model.n_layers_d, s.model.num_d).to(device)
         if self.world > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP
@@ -129,9 +128,12 @@ class SpaceTimeTrainer(Trainer):
             self.perceptual, reason = perceptual_loss_or_reason(device)
             if reason:
                 log.info("%s", reason)
-        self.dataset = build_spacetime_dataset(s.data)
-        self.ldi_settings = LDISettings(max_layers=s.data.max_layers)
-        logging.getLogger("cinemagraph.ldi").setLevel(logging.WARNING)  # one line per item
+        # A batch is trainer.batch_size samples: items (scenes) of per_scene samples each.
+        per_scene = max(1, min(s.data.per_scene, cfg.trainer.batch_size))
+        self.dataset = SpaceTimeSamples(s.data, per_scene)
+        self.loader_batch_size = max(1, cfg.trainer.batch_size // per_scene)
+        for name in ("cinemagraph.ldi", "cinemagraph.pipeline"):  # lines per item
+            logging.getLogger(name).setLevel(logging.WARNING)
         if cfg.trainer.resume:
             self.resume()
 
@@ -143,53 +145,35 @@ class SpaceTimeTrainer(Trainer):
                 "optimizer_d": self.opt_d, "scheduler_g": self.sched_g,
                 "scheduler_d": self.sched_d}
 
-    def _target(self, item: dict, index: int):
-        """Render one item; return (prediction, target, valid) on the device."""
-        dev = self.device
-        image, depth = item["image"][None].to(dev), item["depth"][None].to(dev)
-        mask = item["mask"][None].to(dev)
-        motion = MotionField(item["motion"][None].to(dev) * mask, mask.bool())
-        steps = self.cfg.spacetime.data.frames
-        t = int(item["frame_indices"][0])
-        rng = np.random.default_rng([self.cfg.trainer.seed, self.step, index, self.rank])
-        kinds = self.dataset.kinds
-        kind = kinds[int(rng.integers(len(kinds)))]
-        with torch.no_grad():
-            ldi = build_layered_depth_image(image, depth, motion, self.ldi_settings)
-        K = item["K"].to(dev)
-        if kind == "anim":
-            pose, view_K = torch.eye(4, device=dev), K
-            target, valid = item["anim"]["frames"][0], item["anim"]["valid"][0]
-        else:
-            paths = [p for p in self.cfg.spacetime.data.paths if p in item]
-            path = item[paths[int(rng.integers(len(paths)))]]
-            pose, view_K = path["world_to_camera"][t].to(dev), path["K"][t].to(dev)
-            target, valid = path["nvs"]["frames"][0], path["nvs"]["valid"][0]
-        pred = self.render(ldi, K, steps, pose, view_K, t, kind == "anim")
-        return pred, target[None].to(dev), valid[None, None].to(dev).float()
-
     def train_step(self, batch: list) -> dict[str, float]:
         w = self.cfg.spacetime.loss
-        preds, targets, valids = zip(*(self._target(item, i) for i, item in enumerate(batch)))
-        pred, target, valid = torch.cat(preds), torch.cat(targets), torch.cat(valids)
+        batch = [to_device(item, self.device) for item in batch]
+        pred = self.render(batch)
+        samples = [sample for item in batch for sample in item["samples"]]
+        target = torch.stack([sample["target"] for sample in samples])
+        valid = torch.stack([sample["valid"] for sample in samples])[:, None].float()
         # The discriminator sees the whole frame; undefined ground-truth pixels take the
         # prediction, so they carry no signal either way.
         target_full = valid * target + (1 - valid) * pred.detach()
 
-        self.opt_d.zero_grad(set_to_none=True)
-        d_loss = hinge_d_loss(self.D(target_full * 2 - 1), self.D(pred.detach() * 2 - 1))
-        d_loss.backward()
-        self.opt_d.step()
+        adversarial = w.gan > 0 or w.feature_matching > 0
+        if adversarial:
+            self.opt_d.zero_grad(set_to_none=True)
+            d_loss = hinge_d_loss(self.D(target_full * 2 - 1), self.D(pred.detach() * 2 - 1))
+            d_loss.backward()
+            self.opt_d.step()
 
         self.opt_g.zero_grad(set_to_none=True)
-        l1 = (valid * (pred - target).abs()).sum() / (3 * valid.sum()).clamp_min(1.0)
-        loss = w.l1 * l1
-        out = {"l1": l1.item()}
+        count = (3 * valid.sum()).clamp_min(1.0)
+        l1 = (valid * (pred - target).abs()).sum() / count
+        mse = (valid * (pred - target) ** 2).sum() / count
+        loss = w.l1 * l1 + w.l2 * mse
+        out = {"l1": l1.item(), "l2": mse.item()}
         if self.perceptual is not None:
             lp = self.perceptual(pred * 2 - 1, target_full * 2 - 1).mean()
             loss = loss + w.perceptual * lp
             out["perceptual"] = lp.item()
-        if w.gan > 0 or w.feature_matching > 0:
+        if adversarial:
             with torch.no_grad():
                 real = self.D(target_full * 2 - 1)
             fake = self.D(pred * 2 - 1)
@@ -199,12 +183,13 @@ class SpaceTimeTrainer(Trainer):
         loss.backward()
         self.opt_g.step()
         self.sched_g.step()
-        self.sched_d.step()
-        with torch.no_grad():
-            mse = (valid * (pred - target) ** 2).sum() / (3 * valid.sum()).clamp_min(1.0)
+        if adversarial:
+            self.sched_d.step()
         self._last = (pred.detach(), target, valid)
-        return {"loss": loss.item(), **out, "psnr": (-10 * torch.log10(mse.clamp_min(1e-10))).item(),
-                "d_loss": d_loss.item(), "lr": self.sched_g.get_last_lr()[0]}
+        if adversarial:
+            out["d_loss"] = d_loss.item()
+        return {"loss": loss.item(), **out, "psnr": (-10 * torch.log10(mse.detach().clamp_min(1e-10))).item(),
+                "lr": self.sched_g.get_last_lr()[0]}
 
     def save_sample(self) -> Path:
         from ..media import save_image

@@ -9,10 +9,11 @@ network's data (:mod:`.motion_data`)::
                                  ``python -m cinemagraph.depth frame0.png --save-npy``;
                                  without it the built-in depth prior is used
 
-Each item is an ``anim`` sample as the synthetic scenes give them (the same keys, so the
-trainer treats both alike): frame 0 with its depth and motion, and frame ``t`` (1 to
-``frames - 1``, at random) as the target from the source camera, all resized to ``size``.
-Every pixel of a video frame is defined, so ``valid`` is all true.
+Each item gives ``anim`` samples as the synthetic scenes do
+(:mod:`.spacetime_samples`): frame 0 with its depth and motion, frames ``t`` (1 to
+``frames - 1``) as the targets from the source camera, and frame ``frames`` (or the last)
+as the end photo of the backward cloud, all resized to ``size``. Every pixel of a video
+frame is defined, so ``valid`` is all true.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import torch.nn.functional as F
 
 from ..conventions import default_intrinsics
 from ..errors import UserError
-from .motion_data import EulerianVideos, _generator, moving_region, read_motion_file
+from .motion_data import EulerianVideos, moving_region, read_motion_file
 
 
 class VideoAnimations(EulerianVideos):
@@ -48,19 +49,22 @@ class VideoAnimations(EulerianVideos):
         finally:
             reader.close()
 
-    def __getitem__(self, index: int) -> dict:
+    def scene(self, index: int, kind: str, path_name: str | None, frames: list[int],
+              end: bool) -> dict:
+        """Frame 0 with its depth, motion, mask and ``K``, the ``frames`` as targets, and
+        frame ``N`` (``frames`` of the config, or the video's last) as the end photo with
+        ``end`` (see :class:`~.spacetime_samples.SpaceTimeSamples`)."""
         from ..depth import GroundPlanePrior
         from ..depth.base import normalize_depth
 
         vid = self.ids[index]
-        g = _generator(self.seed, self.epoch, index)
-        t = int(torch.randint(1, max(2, self.frames), (), generator=g))
-        photo, target = (torch.from_numpy(f).permute(2, 0, 1).float()[None] / 255.0
-                         for f in self._frames(vid, [0, t]))
-        h0, w0 = photo.shape[-2:]
+        wanted = [0, *frames] + ([self.frames] if end else [])
+        images = [torch.from_numpy(f).permute(2, 0, 1).float()[None] / 255.0
+                  for f in self._frames(vid, wanted)]
+        h0, w0 = images[0].shape[-2:]
         h, w = self.out_size
         resize = dict(size=(h, w), mode="bilinear", align_corners=False, antialias=True)
-        photo, target = F.interpolate(photo, **resize), F.interpolate(target, **resize)
+        images = [F.interpolate(im, **resize)[0].clamp(0, 1) for im in images]
         motion = torch.from_numpy(read_motion_file(self._motion_path(vid)))[None]
         scale = torch.tensor([w / motion.shape[-1], h / motion.shape[-2]]).view(1, 2, 1, 1)
         motion = F.interpolate(motion, size=(h, w), mode="bilinear", align_corners=False) * scale
@@ -71,9 +75,12 @@ class VideoAnimations(EulerianVideos):
                 raise UserError(f"'{depth_file}' is {tuple(depth.shape)}; the video is {h0}x{w0}")
             depth = F.interpolate(depth[None, None], size=(h, w), mode="nearest")
         else:
-            depth = GroundPlanePrior()(photo)
+            depth = GroundPlanePrior()(images[0][None])
         mask = moving_region(motion[0])[None] > 0
-        return {"image": photo[0].clamp(0, 1), "depth": normalize_depth(depth)[0],
+        n = len(frames)
+        return {"image": images[0], "depth": normalize_depth(depth)[0],
                 "motion": motion[0] * mask[0], "mask": mask[0],
-                "K": default_intrinsics(h, w)[0], "frame_indices": [t],
-                "anim": {"frames": target.clamp(0, 1), "valid": torch.ones(1, h, w, dtype=torch.bool)}}
+                "K": default_intrinsics(h, w)[0], "path": None,
+                "targets": torch.stack(images[1:1 + n]),
+                "valid": torch.ones(n, h, w, dtype=torch.bool),
+                "end": images[-1] if end else None}

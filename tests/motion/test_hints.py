@@ -73,3 +73,13 @@ def test_mask_of_the_wrong_size_is_refused(tmp_path):
     iio.imwrite(tmp_path / "m.png", np.zeros((10, 10), np.uint8))
     with pytest.raises(UserError, match="image's size"):
         read_mask(tmp_path / "m.png", (48, 64))
+
+
+def test_a_scaled_mask_has_the_resized_photo_size_even_where_the_factor_floors():
+    import torch
+
+    from cinemagraph.motion import MotionHints
+
+    hints = MotionHints(torch.zeros(0, 2), torch.zeros(0, 2), torch.ones(1, 1, 720, 1280, dtype=torch.bool))
+    scaled = hints.scaled(448 / 1280, (252, 448))  # 720 * 0.35 = 251.99...
+    assert scaled.mask.shape == (1, 1, 252, 448) and bool(scaled.mask.all())

@@ -71,3 +71,21 @@ def test_nothing_visible_gives_an_empty_transparent_image():
     out = splat_points(xy, z, torch.ones(2), torch.ones(2, 4), (5, 5), 8)
     assert out.features.shape == (1, 4, 5, 5)
     assert out.features.abs().sum() == 0 and out.alpha.abs().sum() == 0
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_a_splat_plan_applied_to_features_equals_splatting_them(device):
+    from cinemagraph.render.splat import apply_splat_plan, plan_splat
+
+    size = (9, 11)
+    xy, z, r, f = random_points(120, size, torch.float64, device, seed=3)
+    plan = plan_splat(xy, z, r, size, 4)
+    f = f.clone().requires_grad_(True)
+    planned = apply_splat_plan(plan, f)
+    direct = splat_points(xy, z, r, f, size, 4)
+    assert torch.equal(planned.features, direct.features)
+    assert torch.equal(plan.alpha, direct.alpha)
+    weight = torch.randn_like(direct.features)
+    g_plan, = torch.autograd.grad((planned.features * weight).sum(), f)
+    g_direct, = torch.autograd.grad((direct.features * weight).sum(), f)
+    assert torch.allclose(g_plan, g_direct) and g_plan.abs().sum() > 0

@@ -13,6 +13,7 @@ from hydra import compose, initialize_config_dir
 from cinemagraph.models.spacetime import SpaceTimeModel, load_spacetime
 from cinemagraph.train.config import register_train_configs
 from cinemagraph.train.spacetime import SpaceTimeTrainer
+from cinemagraph.train.spacetime_samples import SpaceTimeSamples
 
 CONF = str(Path(__file__).resolve().parents[2] / "conf")
 SPACETIME = sorted(p.stem for p in Path(CONF, "experiment").glob("spacetime_*.yaml"))
@@ -112,8 +113,96 @@ def test_two_steps_on_real_video_layout(tmp_path):
                   "spacetime.data.size=[48,64]", "spacetime.data.frames=6", "trainer.steps=2",
                   "trainer.batch_size=1", "trainer.device=cpu", "trainer.log_every=1"])
     trainer = SpaceTimeTrainer(cfg, tmp_path / "run", torch.device("cpu"))
+    raw = trainer.dataset.source.scene(0, "anim", None, [2], end=True)
+    assert raw["targets"].shape == (1, 3, 48, 64)
+    assert raw["mask"].all() and torch.allclose(raw["motion"][0], torch.tensor(1.0))
+    # The end photo is the video's last frame (frame 6 asked, 5 is the last): 5 px drift.
+    gaps = [(raw["end"] - torch.from_numpy(f).permute(2, 0, 1).float() / 255).abs().mean()
+            for f in frames]
+    assert int(torch.stack(gaps).argmin()) == 5
     item = trainer.dataset[0]
-    assert item["anim"]["frames"].shape == (1, 3, 48, 64) and 1 <= item["frame_indices"][0] < 6
-    assert item["mask"].all() and torch.allclose(item["motion"][0], torch.tensor(1.0))
+    assert item["kind"] == "anim" and item["end_ldi"] is not None
+    assert all(1 <= s["t"] < 6 and s["backward"] is not None for s in item["samples"])
     trainer.run()
     assert trainer.step == 2
+
+
+def test_decoding_a_batch_equals_decoding_each_frame():
+    from cinemagraph.models.decoder import SplattedFrame
+
+    g = torch.Generator().manual_seed(1)
+    model = SpaceTimeModel("small").eval()
+    torch.nn.init.normal_(model.img_decoder.outc.conv.weight, std=0.05, generator=g)
+    channels = 4 + model.feature_channels
+
+    def frame():
+        alpha = torch.rand(1, 1, 36, 50, generator=g)
+        feats = torch.rand(1, channels, 36, 50, generator=g) * alpha
+        return SplattedFrame(feats, alpha, 1 + 3 * torch.rand(1, 1, 36, 50, generator=g))
+
+    fwds, bwds, times = [frame(), frame(), frame()], [frame(), None, frame()], [0.2, 0.0, 0.7]
+    with torch.no_grad():
+        batch = model.decode_batch(fwds, bwds, times)
+        single = torch.cat([model.decode(f, b, t) for f, b, t in zip(fwds, bwds, times)])
+    assert torch.allclose(batch, single, atol=1e-5)
+    assert (single[0] - single[2]).abs().max() > 1e-3  # the frames do differ
+
+
+def _data(**kw):
+    from omegaconf import OmegaConf
+
+    from cinemagraph.train.config import SpaceTimeDataConfig
+
+    base = dict(scenes=3, size=[48, 64], frames=8)
+    return OmegaConf.structured(SpaceTimeDataConfig(**{**base, **kw}))
+
+
+def test_a_planned_view_splats_as_the_render():
+    from cinemagraph.models import RGBDisparityFeatures
+    from cinemagraph.pipeline import Components, build_scene
+    from cinemagraph.render.pipeline import RenderSettings, splat_cloud
+    from cinemagraph.train.spacetime_samples import NoFeatures, plan_view, point_features
+    from cinemagraph.motion.field import MotionField
+    from cinemagraph.render.splat import apply_splat_plan
+
+    source = SpaceTimeSamples(_data()).source
+    raw = source.scene(1, "nvs", "circle", [3], end=False)
+    mask = raw["mask"][None]
+    motion = MotionField(raw["motion"][None] * mask, mask.bool())
+    args = (raw["image"][None], raw["depth"][None], motion, 8)
+    rendered = build_scene(*args, Components(), border=0.1)
+    planned = build_scene(*args, Components(features=NoFeatures()), border=0.1)
+    pose, K, settings = raw["path"].world_to_camera[3], raw["path"].K[3], RenderSettings()
+    for step, backward in ((0, False), (5, False), (2, True)):
+        positions = rendered.cloud.positions(step, backward)
+        want = splat_cloud(rendered.cloud, positions, pose, K, (48, 64), settings)
+        plan, depth = plan_view(planned.cloud, planned.cloud.positions(step, backward), pose, K,
+                                (48, 64), settings)
+        feats = point_features(planned.ldi, RGBDisparityFeatures()(planned.ldi))
+        got = apply_splat_plan(plan, feats)
+        assert torch.allclose(got.features, want.features, atol=1e-5)
+        assert torch.equal(plan.alpha, want.alpha)
+        covered = want.alpha > 1e-3
+        assert torch.allclose(depth[covered], want.depth[covered], rtol=1e-5)
+
+
+def test_two_frame_samples_lift_the_backward_cloud_from_the_end_photo():
+    data = _data(kinds=["anim"], two_frame=True)
+    samples = SpaceTimeSamples(data, per_scene=3)
+    item = samples[0]
+    kind, path, frames = samples._choose(0)
+    raw = samples.source.scene(0, kind, path, frames, end=True)
+    assert item["kind"] == "anim" and [s["t"] for s in item["samples"]] == frames
+    assert all(1 <= t < 8 for t in frames) and len(frames) == 3
+    for s, target in zip(item["samples"], raw["targets"]):
+        assert torch.equal(s["target"], target)
+    end = item["end_ldi"]
+    for layer in range(end.num_layers):  # each layer shows the end photo where it is seen
+        seen = end.visible[layer, 0]
+        assert torch.allclose(end.color[layer][:, seen], raw["end"][:, seen])
+    assert not torch.allclose(raw["end"], raw["image"])  # the fluid moved
+    single = SpaceTimeSamples(_data(kinds=["anim"], two_frame=False), per_scene=3)[0]
+    assert single["end_ldi"] is None
+    again = samples[0]  # the same item on every call
+    assert all(torch.equal(a["forward"][0].table, b["forward"][0].table)
+               for a, b in zip(item["samples"], again["samples"]))

@@ -1,0 +1,218 @@
+"""Training samples of the feature network and decoder, made whole in the data-loading workers.
+
+Everything in a sample that does not depend on the networks is made on the workers' CPUs:
+the scene and its ground truth, the layered depth image(s), the animated point cloud and
+the geometry of every splat (:class:`~cinemagraph.render.splat.SplatPlan`: which points
+cover each pixel and with what weight; splatting is linear in the features). The training
+process only runs the feature network on the layers, splats its features by the plans and
+decodes, on the GPU; the loss reaches both networks exactly as through the render, since
+the point positions carry no gradient there either.
+
+An item is one scene and ``per_scene`` samples of it, all of one kind and camera path at
+different frames ``t`` (the scene, its layers and cloud are made once for all of them):
+
+* ``anim``: the animation from the source camera (identity pose), frame ``t`` in
+  ``1 .. N - 1``: the forward cloud after ``t`` steps and the backward cloud after ``N - t``
+  steps of the reversed flow, blended at ``t / N``. With ``two_frame`` (the original's
+  samples) the backward cloud is lifted from the end photo, the source view at frame ``N``,
+  with its own layers; otherwise both come from the photo, as at render time.
+* ``nvs``: the static scene from the camera of a path at its frame ``t``.
+* ``both``: the animation seen from the camera of a path at its frame ``t`` (what the
+  comparison scores; not in the original's training).
+
+The photo is extended past its edges as far as the path needs
+(:func:`~cinemagraph.render.camera.border_needed`), as the render and the comparison do.
+Choices (kind, path, frames) follow ``(seed, epoch, index)``: the same on every run.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..conventions import project, transform_points
+from ..ldi import LDISettings
+from ..motion.field import MotionField
+from ..render.camera import border_needed, named_path
+from ..render.pipeline import RenderSettings
+from ..render.splat import SplatPlan, apply_splat_plan, plan_splat
+
+KINDS = ("anim", "nvs", "both")
+
+
+class NoFeatures:
+    """Zero-channel point features: the cloud's geometry only (the networks add features)."""
+
+    description = "none (geometry only)"
+    channels = 0
+
+    def __call__(self, ldi) -> Tensor:
+        return ldi.color.new_zeros(ldi.color.shape[0], 0, *ldi.color.shape[-2:])
+
+
+def plan_view(cloud, positions: Tensor, world_to_camera: Tensor, K: Tensor,
+              size: tuple[int, int], settings: RenderSettings) -> tuple[SplatPlan, Tensor]:
+    """Return the splat plan of ``cloud`` at world ``positions`` seen by one camera, and the
+    composited depth ``(1, 1, H, W)`` (as :func:`~cinemagraph.render.pipeline.splat_cloud`)."""
+    cam = transform_points(world_to_camera, positions)
+    xy, z = project(cam, K)
+    radius_px = cloud.radius * K[0, 0] / z.clamp_min(1e-6)
+    plan = plan_splat(xy, z, radius_px, size, settings.points_per_pixel)
+    depth = apply_splat_plan(plan, z[:, None]).features / plan.alpha.clamp_min(1e-6)
+    return plan, depth
+
+
+def point_features(ldi, features: Tensor) -> Tensor:
+    """The features ``(N, C)`` of the cloud's points, in :func:`lift_layers`' order."""
+    return features.permute(0, 2, 3, 1)[ldi.coverage[:, 0]]
+
+
+def _generator(seed: int, epoch: int, index: int) -> np.random.Generator:
+    return np.random.default_rng([seed, epoch, index, 7])
+
+
+class SpaceTimeSamples(torch.utils.data.Dataset):
+    """Items of :mod:`this module <cinemagraph.train.spacetime_samples>` from the synthetic
+    scenes (``source="synthetic"``) or from videos (:class:`~.spacetime_data.VideoAnimations`,
+    ``anim`` only)."""
+
+    def __init__(self, data, per_scene: int = 2, settings: RenderSettings | None = None):
+        from .spacetime import build_scene_source
+
+        self.data, self.per_scene = data, max(1, int(per_scene))
+        self.source = build_scene_source(data)
+        self.kinds = tuple(k for k in data.kinds if k in KINDS)
+        if getattr(self.source, "kinds", None) == ("anim",):
+            self.kinds = ("anim",)
+        self.steps = int(data.frames)
+        self.two_frame = bool(data.two_frame)
+        self.ldi_settings = LDISettings(max_layers=data.max_layers)
+        self.settings = settings or RenderSettings()
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def _choose(self, index: int) -> tuple[str, str | None, list[int]]:
+        rng = _generator(int(self.data.seed), self.epoch, index)
+        kind = self.kinds[int(rng.integers(len(self.kinds)))]
+        path = None
+        if kind != "anim":
+            path = list(self.data.paths)[int(rng.integers(len(self.data.paths)))]
+        first = 1 if kind != "nvs" else 0
+        count = min(self.per_scene, self.steps - first)
+        frames = sorted(rng.choice(np.arange(first, self.steps), size=count, replace=False).tolist())
+        return kind, path, frames
+
+    def __getitem__(self, index: int) -> dict:
+        from ..pipeline import Components, build_scene
+
+        kind, path_name, frames = self._choose(index)
+        animated = kind != "nvs"
+        end = self.two_frame and kind == "anim"
+        raw = self.source.scene(index, kind, path_name, frames, end)
+        image, depth, K = raw["image"][None], raw["depth"][None], raw["K"]
+        mask = raw["mask"][None]
+        motion = MotionField(raw["motion"][None] * mask, mask.bool())
+        size = tuple(image.shape[-2:])
+        border = 0.0
+        if path_name is not None:
+            median = float(torch.quantile(depth.flatten()[:: max(1, depth.numel() // 100000)], 0.5))
+            border = border_needed(raw["path"], K, size, 1.0, median)
+        geometry = Components(features=NoFeatures())
+        with torch.no_grad():
+            scene = build_scene(image, depth, motion, self.steps, geometry, self.ldi_settings,
+                                border=border)
+            end_scene = None
+            if end:
+                end_scene = build_scene(raw["end"][None], depth, motion, self.steps, geometry,
+                                        self.ldi_settings, border=border)
+            samples = []
+            for i, t in enumerate(frames):
+                if path_name is None:
+                    pose, view_K = torch.eye(4), K
+                else:
+                    pose, view_K = raw["path"].world_to_camera[t], raw["path"].K[t]
+                step = t if animated else 0
+                fwd = plan_view(scene.cloud, scene.cloud.positions(step), pose, view_K, size,
+                                self.settings)
+                bwd = None
+                if animated and scene.cloud.moving.numel():
+                    back = end_scene.cloud if end_scene is not None else scene.cloud
+                    bwd = plan_view(back, back.positions(self.steps - t, backward=True), pose,
+                                    view_K, size, self.settings)
+                samples.append({"t": t, "time": t / self.steps if bwd is not None else 0.0,
+                                "forward": fwd, "backward": bwd,
+                                "target": raw["targets"][i], "valid": raw["valid"][i]})
+        return {"kind": kind, "path": path_name, "ldi": scene.ldi,
+                "end_ldi": end_scene.ldi if end_scene is not None else None,
+                "samples": samples}
+
+
+class SyntheticSceneSource:
+    """The synthetic scenes (:mod:`cinemagraph.data.scene`), rendering only what an item uses."""
+
+    def __init__(self, length: int, split: str, seed: int, size: tuple[int, int], frames: int,
+                 supersample: int = 1):
+        self.length, self.split, self.seed = length, split, seed
+        self.size, self.frames, self.supersample = tuple(size), frames, supersample
+
+    def __len__(self) -> int:
+        return self.length
+
+    def scene(self, index: int, kind: str, path_name: str | None, frames: list[int],
+              end: bool) -> dict:
+        """The photo, its depth, motion, mask and ``K``, the targets of ``frames`` (and the
+        end photo at frame ``N`` with ``end``)."""
+        from ..data.scene import render_views, sample_scene, scene_seed, source_geometry
+        from ..data.synthetic import median_depth
+
+        scene = sample_scene(scene_seed(self.seed, self.split, index), self.split, self.size)
+        st = scene.tensors()
+        K = scene.K
+        geometry = scene.geometry or source_geometry(st, K, self.size)
+        eye = torch.eye(4)
+        poses, Ks, times = [eye], [K], [0.0]
+        path = None
+        if path_name is not None:
+            path = named_path(path_name, self.frames, K, 1.0, median_depth(geometry["depth"]))
+        for t in frames:
+            poses.append(eye if path is None else path.world_to_camera[t])
+            Ks.append(K if path is None else path.K[t])
+            times.append(float(t) if kind != "nvs" else 0.0)
+        if end:
+            poses.append(eye), Ks.append(K), times.append(float(self.frames))
+        colors, valid = render_views(st, torch.stack(poses), torch.stack(Ks), self.size, times,
+                                     self.supersample)
+        n = len(frames)
+        return {"image": colors[0], "depth": geometry["depth"], "motion": geometry["motion"],
+                "mask": geometry["mask"], "K": K, "path": path,
+                "targets": colors[1:1 + n], "valid": valid[1:1 + n],
+                "end": colors[1 + n] if end else None}
+
+
+def collate(items: list[dict]) -> list[dict]:
+    return items
+
+
+def to_device(item: dict, device) -> dict:
+    """``item`` with its layers, plans and targets on ``device``."""
+    def move_ldi(ldi):
+        if ldi is None:
+            return None
+        return type(ldi)(**{k: getattr(ldi, k).to(device, non_blocking=True)
+                            for k in ldi.__dataclass_fields__})
+
+    samples = []
+    for s in item["samples"]:
+        moved = dict(s)
+        for key in ("forward", "backward"):
+            if s[key] is not None:
+                plan, depth = s[key]
+                moved[key] = (plan.to(device), depth.to(device, non_blocking=True))
+        moved["target"] = s["target"].to(device, non_blocking=True)
+        moved["valid"] = s["valid"].to(device, non_blocking=True)
+        samples.append(moved)
+    return {**item, "ldi": move_ldi(item["ldi"]), "end_ldi": move_ldi(item["end_ldi"]),
+            "samples": samples}
