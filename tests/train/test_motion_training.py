@@ -163,3 +163,30 @@ def test_the_command_runs_and_sweeps(tmp_path):
                          capture_output=True, text=True, timeout=600)
     assert bad.returncode == 2 and "motion.data.root is not set" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_a_resumed_epoch_continues_with_the_same_batches_without_making_skipped_items(tmp_path):
+    from cinemagraph.train.loop import Trainer
+
+    class Counting(torch.utils.data.Dataset):
+        def __init__(self):
+            self.made = []
+
+        def __len__(self):
+            return 10
+
+        def __getitem__(self, i):
+            self.made.append(i)
+            return torch.tensor([i])
+
+    cfg = config(["experiment=motion_synthetic", "trainer.batch_size=2", "trainer.device=cpu",
+                  "trainer.num_workers=0"])
+    fresh = Trainer(cfg, tmp_path / "a", torch.device("cpu"))
+    stream = fresh.batches(Counting())
+    first_run = [next(stream).tolist() for _ in range(7)]  # 5 batches an epoch: into epoch 2
+    resumed = Trainer(cfg, tmp_path / "b", torch.device("cpu"))
+    resumed.step = 3
+    data = Counting()
+    stream = resumed.batches(data)
+    assert [next(stream).tolist() for _ in range(4)] == first_run[3:]
+    assert len(data.made) == 8  # 2 batches of epoch 0 and 2 of epoch 1; none skipped made
