@@ -13,7 +13,7 @@ from ..conventions import project, transform_points
 from ..models.decoder import Decoder, SplattedFrame
 from .camera import CameraPath
 from .pointcloud import AnimatedPointCloud
-from .splat import splat_points
+from .splat import SplatPlan, apply_splat_plan, plan_splat, splat_points
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +45,30 @@ def splat_cloud(cloud: AnimatedPointCloud, positions: Tensor, world_to_camera: T
                 K: Tensor, size: tuple[int, int], settings: RenderSettings,
                 splatter: Callable = splat_points) -> SplattedFrame:
     """Return the cloud at world ``positions (N, 3)`` splatted from one camera."""
-    cam = transform_points(world_to_camera, positions)
-    xy, z = project(cam, K)
-    radius_px = cloud.radius * K[0, 0] / z.clamp_min(1e-6)
+    xy, z, radius_px = _project_cloud(cloud, positions, world_to_camera, K)
     feats = torch.cat([cloud.features, z[:, None]], dim=1)
     out = splatter(xy, z, radius_px, feats, size, settings.points_per_pixel)
     features, depth = out.features[:, :-1], out.features[:, -1:]
     return SplattedFrame(features, out.alpha, depth / out.alpha.clamp_min(1e-6))
+
+
+def plan_cloud_view(cloud: AnimatedPointCloud, positions: Tensor, world_to_camera: Tensor,
+                    K: Tensor, size: tuple[int, int],
+                    settings: RenderSettings) -> tuple[SplatPlan, Tensor]:
+    """Return the :class:`~cinemagraph.render.splat.SplatPlan` of what :func:`splat_cloud`
+    splats, and its composited depth ``(1, 1, H, W)``; the cloud's features are not needed
+    (apply any with :func:`~cinemagraph.render.splat.apply_splat_plan`)."""
+    xy, z, radius_px = _project_cloud(cloud, positions, world_to_camera, K)
+    plan = plan_splat(xy, z, radius_px, size, settings.points_per_pixel)
+    depth = apply_splat_plan(plan, z[:, None]).features / plan.alpha.clamp_min(1e-6)
+    return plan, depth
+
+
+def _project_cloud(cloud: AnimatedPointCloud, positions: Tensor, world_to_camera: Tensor,
+                   K: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Pixel positions, camera depths and footprint radii in pixels of the cloud's points."""
+    xy, z = project(transform_points(world_to_camera, positions), K)
+    return xy, z, cloud.radius * K[0, 0] / z.clamp_min(1e-6)
 
 
 def render_frames(cloud: AnimatedPointCloud, path: CameraPath, size: tuple[int, int],

@@ -61,6 +61,12 @@ class AnimatedPointCloud:
         return unproject(xy, depth, self.K)
 
 
+def point_features(ldi: LayeredDepthImage, features: Tensor) -> Tensor:
+    """The features ``(N, C)`` of the points :func:`lift_layers` makes of ``ldi``, in its
+    order (every covered pixel of every layer), from per-layer ``features (L, C, H, W)``."""
+    return features.permute(0, 2, 3, 1)[ldi.coverage[:, 0]]
+
+
 def lift_layers(ldi: LayeredDepthImage, features: Tensor, K: Tensor, steps: int,
                 point_radius: float = 1.0) -> AnimatedPointCloud:
     """Return the animated point cloud of ``ldi`` with ``features (L, C, H, W)``.
@@ -75,7 +81,7 @@ def lift_layers(ldi: LayeredDepthImage, features: Tensor, K: Tensor, steps: int,
     grid = pixel_grid(h, w, device=features.device).expand(layers, -1, -1, -1)
     cover = ldi.coverage[:, 0]
     layer_index = torch.arange(layers, device=features.device)[:, None, None].expand(layers, h, w)
-    feats = features.permute(0, 2, 3, 1)[cover]
+    feats = point_features(ldi, features)
     pixels = grid.permute(0, 2, 3, 1)[cover]
     depth = ldi.depth[:, 0][cover]
     layer = layer_index[cover]

@@ -140,7 +140,7 @@ class Trainer:
                 torch.utils.data.Subset(dataset, order),
                 batch_size=batch_size, drop_last=True, num_workers=t.num_workers,
                 collate_fn=getattr(self, "collate", None), pin_memory=self.device.type == "cuda",
-                persistent_workers=False, prefetch_factor=4 if t.num_workers else None)
+                prefetch_factor=4 if t.num_workers else None)
             for i, batch in enumerate(loader, start=skip):
                 yield batch
                 if i + 1 >= per_epoch:

@@ -30,11 +30,11 @@ from torch import Tensor
 from ..errors import UserError
 from ..models.decoder import SplattedFrame
 from ..models.spacetime import SpaceTimeModel, load_spacetime
+from ..render.pointcloud import point_features
 from ..render.splat import apply_splat_plan
 from .gan import MultiscaleDiscriminator, feature_matching_loss, hinge_d_loss, hinge_g_loss
 from .loop import Trainer
-from .spacetime_samples import (KINDS, SpaceTimeSamples, SyntheticSceneSource, point_features,
-                                to_device)
+from .spacetime_samples import SpaceTimeSamples, to_device
 
 log = logging.getLogger("cinemagraph.train")
 
@@ -83,25 +83,6 @@ class SpaceTimeRender(nn.Module):
 def _splatted(planned, points: Tensor) -> SplattedFrame:
     plan, depth = planned
     return SplattedFrame(apply_splat_plan(plan, points).features, plan.alpha, depth)
-
-
-def build_scene_source(data):
-    """The scenes of ``spacetime.data``: synthetic, or the user's videos."""
-    if data.source == "videos":
-        from .spacetime_data import VideoAnimations
-
-        if not data.root:
-            raise UserError("spacetime.data.root is not set: give the folder of the videos "
-                            "(layout in cinemagraph/train/spacetime_data.py)")
-        return VideoAnimations(data.root, data.split, tuple(data.size), data.frames, data.seed)
-    if data.source != "synthetic":
-        raise UserError(f"spacetime.data.source='{data.source}': use synthetic or videos")
-    unknown = [k for k in data.kinds if k not in KINDS]
-    if unknown or not data.kinds:
-        raise UserError(f"spacetime.data.kinds must name some of {', '.join(KINDS)}"
-                        + (f" (not {', '.join(unknown)})" if unknown else ""))
-    return SyntheticSceneSource(data.scenes, data.split, data.seed, tuple(data.size),
-                                data.frames, data.supersample)
 
 
 class SpaceTimeTrainer(Trainer):

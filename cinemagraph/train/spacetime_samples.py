@@ -31,12 +31,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..conventions import project, transform_points
+from ..errors import UserError
 from ..ldi import LDISettings
 from ..motion.field import MotionField
 from ..render.camera import border_needed, named_path
-from ..render.pipeline import RenderSettings
-from ..render.splat import SplatPlan, apply_splat_plan, plan_splat
+from ..render.pipeline import RenderSettings, plan_cloud_view
 
 KINDS = ("anim", "nvs", "both")
 
@@ -51,23 +50,6 @@ class NoFeatures:
         return ldi.color.new_zeros(ldi.color.shape[0], 0, *ldi.color.shape[-2:])
 
 
-def plan_view(cloud, positions: Tensor, world_to_camera: Tensor, K: Tensor,
-              size: tuple[int, int], settings: RenderSettings) -> tuple[SplatPlan, Tensor]:
-    """Return the splat plan of ``cloud`` at world ``positions`` seen by one camera, and the
-    composited depth ``(1, 1, H, W)`` (as :func:`~cinemagraph.render.pipeline.splat_cloud`)."""
-    cam = transform_points(world_to_camera, positions)
-    xy, z = project(cam, K)
-    radius_px = cloud.radius * K[0, 0] / z.clamp_min(1e-6)
-    plan = plan_splat(xy, z, radius_px, size, settings.points_per_pixel)
-    depth = apply_splat_plan(plan, z[:, None]).features / plan.alpha.clamp_min(1e-6)
-    return plan, depth
-
-
-def point_features(ldi, features: Tensor) -> Tensor:
-    """The features ``(N, C)`` of the cloud's points, in :func:`lift_layers`' order."""
-    return features.permute(0, 2, 3, 1)[ldi.coverage[:, 0]]
-
-
 def _generator(seed: int, epoch: int, index: int) -> np.random.Generator:
     return np.random.default_rng([seed, epoch, index, 7])
 
@@ -78,8 +60,6 @@ class SpaceTimeSamples(torch.utils.data.Dataset):
     ``anim`` only)."""
 
     def __init__(self, data, per_scene: int = 2, settings: RenderSettings | None = None):
-        from .spacetime import build_scene_source
-
         self.data, self.per_scene = data, max(1, int(per_scene))
         self.source = build_scene_source(data)
         self.kinds = tuple(k for k in data.kinds if k in KINDS)
@@ -135,19 +115,38 @@ class SpaceTimeSamples(torch.utils.data.Dataset):
                 else:
                     pose, view_K = raw["path"].world_to_camera[t], raw["path"].K[t]
                 step = t if animated else 0
-                fwd = plan_view(scene.cloud, scene.cloud.positions(step), pose, view_K, size,
-                                self.settings)
+                fwd = plan_cloud_view(scene.cloud, scene.cloud.positions(step), pose, view_K,
+                                      size, self.settings)
                 bwd = None
                 if animated and scene.cloud.moving.numel():
                     back = end_scene.cloud if end_scene is not None else scene.cloud
-                    bwd = plan_view(back, back.positions(self.steps - t, backward=True), pose,
-                                    view_K, size, self.settings)
+                    bwd = plan_cloud_view(back, back.positions(self.steps - t, backward=True),
+                                      pose, view_K, size, self.settings)
                 samples.append({"t": t, "time": t / self.steps if bwd is not None else 0.0,
                                 "forward": fwd, "backward": bwd,
                                 "target": raw["targets"][i], "valid": raw["valid"][i]})
         return {"kind": kind, "path": path_name, "ldi": scene.ldi,
                 "end_ldi": end_scene.ldi if end_scene is not None else None,
                 "samples": samples}
+
+
+def build_scene_source(data):
+    """The scenes of ``spacetime.data``: synthetic, or the user's videos."""
+    if data.source == "videos":
+        from .spacetime_data import VideoAnimations
+
+        if not data.root:
+            raise UserError("spacetime.data.root is not set: give the folder of the videos "
+                            "(layout in cinemagraph/train/spacetime_data.py)")
+        return VideoAnimations(data.root, data.split, tuple(data.size), data.frames, data.seed)
+    if data.source != "synthetic":
+        raise UserError(f"spacetime.data.source='{data.source}': use synthetic or videos")
+    unknown = [k for k in data.kinds if k not in KINDS]
+    if unknown or not data.kinds:
+        raise UserError(f"spacetime.data.kinds must name some of {', '.join(KINDS)}"
+                        + (f" (not {', '.join(unknown)})" if unknown else ""))
+    return SyntheticSceneSource(data.scenes, data.split, data.seed, tuple(data.size),
+                                data.frames, data.supersample)
 
 
 class SyntheticSceneSource:
@@ -182,7 +181,9 @@ class SyntheticSceneSource:
             Ks.append(K if path is None else path.K[t])
             times.append(float(t) if kind != "nvs" else 0.0)
         if end:
-            poses.append(eye), Ks.append(K), times.append(float(self.frames))
+            poses.append(eye)
+            Ks.append(K)
+            times.append(float(self.frames))
         colors, valid = render_views(st, torch.stack(poses), torch.stack(Ks), self.size, times,
                                      self.supersample)
         n = len(frames)

@@ -4,32 +4,20 @@ import csv
 import pickle
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 
 from cinemagraph.errors import UserError
-from cinemagraph.train.config import register_train_configs
 from cinemagraph.train.motion import MotionTrainer
 from cinemagraph.train.motion_data import (EulerianVideos, _NumpyOnly, read_motion_file,
                                            sample_hints, write_motion_file)
 
-CONF = str(Path(__file__).resolve().parents[2] / "conf")
-EXPERIMENTS = sorted(p.stem for p in Path(CONF, "experiment").glob("motion_*.yaml"))
+from .configs import config, experiments
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _store():
-    register_train_configs()
-
-
-def config(overrides):
-    with initialize_config_dir(config_dir=CONF, version_base=None):
-        return compose("train", overrides=overrides)
+EXPERIMENTS = experiments("motion_")
 
 
 @pytest.fixture(scope="module")

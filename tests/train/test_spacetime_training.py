@@ -8,27 +8,16 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 
 from cinemagraph.models.spacetime import SpaceTimeModel, load_spacetime
-from cinemagraph.train.config import register_train_configs
 from cinemagraph.train.spacetime import SpaceTimeTrainer
 from cinemagraph.train.spacetime_samples import SpaceTimeSamples
 
-CONF = str(Path(__file__).resolve().parents[2] / "conf")
-SPACETIME = sorted(p.stem for p in Path(CONF, "experiment").glob("spacetime_*.yaml"))
+from .configs import config, experiments
+
+SPACETIME = experiments("spacetime_")
 SMALL = ["spacetime.data.scenes=4", "spacetime.data.size=[64,96]", "spacetime.data.frames=6",
          "trainer.batch_size=1", "trainer.device=cpu", "trainer.log_every=1"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _store():
-    register_train_configs()
-
-
-def config(overrides):
-    with initialize_config_dir(config_dir=CONF, version_base=None):
-        return compose("train", overrides=overrides)
 
 
 @pytest.mark.parametrize("experiment", SPACETIME)
@@ -160,10 +149,11 @@ def _data(**kw):
 def test_a_planned_view_splats_as_the_render():
     from cinemagraph.models import RGBDisparityFeatures
     from cinemagraph.pipeline import Components, build_scene
-    from cinemagraph.render.pipeline import RenderSettings, splat_cloud
-    from cinemagraph.train.spacetime_samples import NoFeatures, plan_view, point_features
     from cinemagraph.motion.field import MotionField
+    from cinemagraph.render.pipeline import RenderSettings, plan_cloud_view, splat_cloud
+    from cinemagraph.render.pointcloud import point_features
     from cinemagraph.render.splat import apply_splat_plan
+    from cinemagraph.train.spacetime_samples import NoFeatures
 
     source = SpaceTimeSamples(_data()).source
     raw = source.scene(1, "nvs", "circle", [3], end=False)
@@ -176,8 +166,8 @@ def test_a_planned_view_splats_as_the_render():
     for step, backward in ((0, False), (5, False), (2, True)):
         positions = rendered.cloud.positions(step, backward)
         want = splat_cloud(rendered.cloud, positions, pose, K, (48, 64), settings)
-        plan, depth = plan_view(planned.cloud, planned.cloud.positions(step, backward), pose, K,
-                                (48, 64), settings)
+        plan, depth = plan_cloud_view(planned.cloud, planned.cloud.positions(step, backward),
+                                      pose, K, (48, 64), settings)
         feats = point_features(planned.ldi, RGBDisparityFeatures()(planned.ldi))
         got = apply_splat_plan(plan, feats)
         assert torch.allclose(got.features, want.features, atol=1e-5)
