@@ -149,7 +149,8 @@ class LearnedDecoder:
 
 def save_spacetime(model: SpaceTimeModel, path: str | Path, half: bool = True,
                    metadata: dict | None = None) -> None:
-    """Write ``model`` as our safetensors (fp16 unless ``half`` is False), via a temporary name."""
+    """Write ``model`` as our safetensors (fp16 unless ``half`` is False), via a temporary
+    name, making the folder if needed."""
     from safetensors.torch import save_file
 
     dtype = torch.float16 if half else torch.float32
@@ -157,6 +158,7 @@ def save_spacetime(model: SpaceTimeModel, path: str | Path, half: bool = True,
     meta = {"preset": model.preset, **{k: json.dumps(v) if not isinstance(v, str) else v
                                         for k, v in (metadata or {}).items()}}
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     save_file(state, str(tmp), metadata=meta)
     tmp.replace(path)

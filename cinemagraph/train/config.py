@@ -69,7 +69,9 @@ class SpaceTimeDataConfig:
     ``frames`` frames per animation, novel views along ``paths``; ``kinds``: some of
     ``anim``, ``nvs``, ``both``; ``per_scene`` samples per scene (one item; the batch is
     ``trainer.batch_size`` samples); ``two_frame``: the backward cloud of ``anim`` samples
-    from the end photo, as the original (see :mod:`cinemagraph.train.spacetime_samples`)."""
+    from the end photo, as the original (see :mod:`cinemagraph.train.spacetime_samples`);
+    ``color_augment``: the share of items whose colours (photo, end photo and targets alike)
+    go through a random hue rotation, saturation and gain (0: none)."""
 
     source: str = "synthetic"
     root: Optional[str] = None
@@ -84,6 +86,7 @@ class SpaceTimeDataConfig:
     seed: int = 0
     per_scene: int = 2
     two_frame: bool = True
+    color_augment: float = 0.0
 
 
 @dataclass

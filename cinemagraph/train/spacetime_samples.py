@@ -22,7 +22,14 @@ different frames ``t`` (the scene, its layers and cloud are made once for all of
 
 The photo is extended past its edges as far as the path needs
 (:func:`~cinemagraph.render.camera.border_needed`), as the render and the comparison do.
-Choices (kind, path, frames) follow ``(seed, epoch, index)``: the same on every run.
+Choices (kind, path, frames, colours) follow ``(seed, epoch, index)``: the same on every run.
+
+Colour augmentation (``color_augment``, the share of items it applies to): the photo, the end
+photo and the targets of an item go through one random linear colour transform
+(:func:`color_transform`), so the networks cannot learn that, say, what needs filling is
+blue. The scenes' surfaces are lit by nothing and their pixels average texture colours, so
+transforming the frames is the same as transforming every texture of the scene (up to the
+clamp to ``[0, 1]``).
 """
 
 from __future__ import annotations
@@ -50,8 +57,28 @@ class NoFeatures:
         return ldi.color.new_zeros(ldi.color.shape[0], 0, *ldi.color.shape[-2:])
 
 
-def _generator(seed: int, epoch: int, index: int) -> np.random.Generator:
-    return np.random.default_rng([seed, epoch, index, 7])
+def _generator(seed: int, epoch: int, index: int, stream: int = 7) -> np.random.Generator:
+    return np.random.default_rng([seed, epoch, index, stream])
+
+
+def color_transform(rng: np.random.Generator) -> Tensor:
+    """A random colour transform ``(3, 3)`` (applied as ``M @ rgb``): a rotation about the
+    grey axis by a uniform angle (hue), the colour's distance from grey scaled by
+    ``U(0.4, 1.3)`` (saturation) and everything by ``U(0.6, 1.15)`` (gain). Greys stay grey."""
+    angle = rng.uniform(0.0, 2.0 * np.pi)
+    saturation, gain = rng.uniform(0.4, 1.3), rng.uniform(0.6, 1.15)
+    axis = np.ones(3) / np.sqrt(3.0)
+    cross = np.array([[0.0, -axis[2], axis[1]], [axis[2], 0.0, -axis[0]],
+                      [-axis[1], axis[0], 0.0]])
+    rotation = np.eye(3) + np.sin(angle) * cross + (1.0 - np.cos(angle)) * cross @ cross
+    grey = np.outer(axis, axis)
+    matrix = gain * (grey + saturation * rotation @ (np.eye(3) - grey))
+    return torch.from_numpy(matrix.astype(np.float32))
+
+
+def recolor(colors: Tensor, matrix: Tensor) -> Tensor:
+    """``colors (..., 3, H, W)`` through the colour transform ``matrix (3, 3)``, clamped."""
+    return torch.einsum("ij,...jhw->...ihw", matrix.to(colors), colors).clamp(0.0, 1.0)
 
 
 class SpaceTimeSamples(torch.utils.data.Dataset):
@@ -67,6 +94,7 @@ class SpaceTimeSamples(torch.utils.data.Dataset):
             self.kinds = ("anim",)
         self.steps = int(data.frames)
         self.two_frame = bool(data.two_frame)
+        self.color_augment = float(getattr(data, "color_augment", 0.0))
         self.ldi_settings = LDISettings(max_layers=data.max_layers)
         self.settings = settings or RenderSettings()
         self.epoch = 0
@@ -92,6 +120,12 @@ class SpaceTimeSamples(torch.utils.data.Dataset):
         animated = kind != "nvs"
         end = self.two_frame and kind == "anim"
         raw = self.source.scene(index, kind, path_name, frames, end)
+        if self.color_augment > 0:
+            rng = _generator(int(self.data.seed), self.epoch, index, stream=11)
+            if rng.random() < self.color_augment:
+                matrix = color_transform(rng)
+                raw = {**raw, **{k: recolor(raw[k], matrix) for k in ("image", "targets", "end")
+                                 if raw[k] is not None}}
         image, depth, K = raw["image"][None], raw["depth"][None], raw["K"]
         mask = raw["mask"][None]
         motion = MotionField(raw["motion"][None] * mask, mask.bool())

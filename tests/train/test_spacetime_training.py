@@ -196,3 +196,62 @@ def test_two_frame_samples_lift_the_backward_cloud_from_the_end_photo():
     again = samples[0]  # the same item on every call
     assert all(torch.equal(a["forward"][0].table, b["forward"][0].table)
                for a, b in zip(item["samples"], again["samples"]))
+
+
+def test_colour_transforms_keep_greys_grey_and_the_mean_brightness_by_the_gain():
+    import numpy as np
+
+    from cinemagraph.train.spacetime_samples import color_transform
+
+    rng = np.random.default_rng(0)
+    matrices = [color_transform(rng) for _ in range(50)]
+    grey = torch.tensor([0.3, 0.3, 0.3])
+    colour = torch.tensor([0.8, 0.3, 0.1])
+    hues = []
+    for m in matrices:
+        g = m @ grey
+        assert torch.allclose(g, g.mean().expand(3), atol=1e-6)  # grey stays grey
+        gain = float(g[0] / 0.3)
+        assert 0.6 <= gain <= 1.15
+        c = m @ colour
+        assert torch.isclose(c.mean(), gain * colour.mean(), atol=1e-5)  # hue/saturation keep it
+        hues.append(int(torch.argmax(c)))
+    assert len(set(hues)) == 3  # hues are rotated all the way round
+
+
+def test_colour_augmentation_recolours_the_photo_and_its_targets_alike():
+    data = _data(kinds=["anim"], two_frame=True, color_augment=1.0)
+    samples = SpaceTimeSamples(data, per_scene=2)
+    plain = SpaceTimeSamples(_data(kinds=["anim"], two_frame=True), per_scene=2)
+    item, ref = samples[0], plain[0]
+    kind, path, frames = samples._choose(0)
+    assert [s["t"] for s in item["samples"]] == [s["t"] for s in ref["samples"]] == frames
+
+    def pairs(a, b):  # (N, 3) colours of pixels not clamped by the transform
+        a, b = a.reshape(3, -1).t(), b.reshape(3, -1).t()
+        keep = ((b > 0.01) & (b < 0.99)).all(1)
+        return a[keep], b[keep]
+
+    raw = plain.source.scene(0, kind, path, frames, end=True)
+    seen = item["ldi"].visible[0, 0]
+    src, dst = pairs(raw["image"][:, seen], item["ldi"].color[0][:, seen])
+    matrix = torch.linalg.lstsq(src, dst).solution.t()  # the photo's colour transform
+    assert not torch.allclose(matrix, torch.eye(3), atol=0.05)
+    for s, r in zip(item["samples"], ref["samples"]):  # the targets went through the same one
+        a, b = pairs(r["target"], s["target"])
+        assert torch.allclose(a @ matrix.t(), b, atol=2e-3)
+    end_seen = item["end_ldi"].visible[0, 0]
+    a, b = pairs(raw["end"][:, end_seen], item["end_ldi"].color[0][:, end_seen])
+    assert torch.allclose(a @ matrix.t(), b, atol=2e-3)
+
+
+def test_our_weights_save_into_a_new_folder_and_load_back_as_fp16(tmp_path):
+    from cinemagraph.models.spacetime import save_spacetime
+
+    model = SpaceTimeModel("small")
+    path = tmp_path / "new" / "folder" / "w.safetensors"
+    save_spacetime(model, path)
+    loaded = load_spacetime(path)
+    assert loaded.preset == "small" and not list(path.parent.glob("*.tmp"))
+    for k, v in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[k], v.half().float()), k
