@@ -49,8 +49,8 @@ def main():
 
     both = median_time(forward_backward, device, args.runs)
     print(f"device: {device_name(device)}")
-    print(f"| splatter | points | image | K | radius | channels | median ms |")
-    print(f"|---|---|---|---|---|---|---|")
+    print("| splatter | points | image | K | radius | channels | median ms |")
+    print("|---|---|---|---|---|---|---|")
     print(f"| ours (cinemagraph.render.splat) | {h * w} | {w}x{h} | 8 | 1.5 px | 37 | {ours * 1e3:.1f} |")
     print(f"| ours, forward + backward (positions, features) | {h * w} | {w}x{h} | 8 | 1.5 px | "
           f"37 | {both * 1e3:.1f} |")

@@ -351,7 +351,7 @@ class _Builder:
     def box(self, name, centre_x, ground_y, z_front, width, height, depth, texture, scale):
         """Add the five visible faces of an axis-aligned box standing on the ground."""
         x0, x1 = centre_x - width / 2, centre_x + width / 2
-        y1, y0 = ground_y, ground_y - height
+        y0 = ground_y - height
         z0, z1 = z_front, z_front + depth
         shade = self.rng.uniform(0.85, 1.1, 3)
         faces = {

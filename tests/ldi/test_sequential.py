@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from cinemagraph.filters import dilate, erode_square, masked_median
-from cinemagraph.ldi import PushPullInpainter, SequentialSettings, sequential_layered_depth_image
+from cinemagraph.ldi import PushPullInpainter, sequential_layered_depth_image
 from cinemagraph.ldi.sequential import inpainting_bbox
 from cinemagraph.motion.field import MotionField
 
