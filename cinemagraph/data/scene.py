@@ -369,7 +369,8 @@ def sample_scene(seed: int, split: str, size: tuple[int, int], device=None) -> S
     """Return the scene of generator seed ``seed`` (see :func:`scene_seed`), normalised.
 
     The layout is drawn on the CPU; textures are made, and the depth normalisation is
-    ray-cast, on ``device``. The same seed gives the same scene on a given device.
+    ray-cast, on ``device``. The same seed gives the same scene on any device (up to
+    floating-point rounding).
     """
     rng = np.random.default_rng(seed)
     h, w = size

@@ -73,16 +73,17 @@ def fbm(rng: np.random.Generator, size: int = TEXTURE_SIZE, octaves: int = 5,
 
     ``stretch`` elongates the features along x and y (streaks for waterfalls, say).
     """
-    # Noise is drawn on the device by a generator seeded from ``rng``: no host-to-device
-    # copies, and the same texture for the same ``rng`` state on a given device.
-    gen = torch.Generator(device=device or "cpu").manual_seed(int(rng.integers(2 ** 62)))
+    # The coarse noise grids are drawn on the CPU by a generator seeded from ``rng`` and
+    # then moved: CUDA's generator draws other numbers for the same seed, and the scenes
+    # (and so every score on them) must not depend on the device that made them.
+    gen = torch.Generator().manual_seed(int(rng.integers(2 ** 62)))
     out = torch.zeros(1, 1, size, size, device=device)
     amplitude, total = 1.0, 0.0
     for octave in range(octaves):
         cells = base * 2 ** octave
         gh = max(2, int(cells / stretch[1]))
         gw = max(2, int(cells / stretch[0]))
-        noise = torch.randn(1, 1, gh, gw, generator=gen, device=device)
+        noise = torch.randn(1, 1, gh, gw, generator=gen).to(device)
         out += amplitude * F.interpolate(noise, size=(size, size), mode="bicubic",
                                          align_corners=False)
         total += amplitude

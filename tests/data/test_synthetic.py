@@ -147,6 +147,18 @@ def test_same_seed_same_scene_and_frames():
     assert json.dumps(c.describe()) != json.dumps(a.describe())
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_a_scene_made_on_cuda_is_the_scene_made_on_the_cpu():
+    seed = scene_seed(3, "test", 1)
+    cpu = sample_scene(seed, "test", SIZE)
+    gpu = sample_scene(seed, "test", SIZE, device="cuda")
+    assert json.dumps(cpu.describe()) == json.dumps(gpu.describe())
+    assert torch.allclose(cpu.atlas, gpu.atlas.cpu(), atol=1e-4)
+    a, b = make_sample(cpu, 2, ("zoom-in",)), make_sample(gpu, 2, ("zoom-in",), device="cuda")
+    frames_a, frames_b = a["zoom-in"]["both"]["frames"], b["zoom-in"]["both"]["frames"].cpu()
+    assert (frames_a - frames_b).abs().mean() < 1e-3
+
+
 def test_train_and_test_splits_share_no_photograph_and_no_seed():
     assert not set(PHOTOS["train"]) & set(PHOTOS["test"])
     train = {scene_seed(0, "train", i) for i in range(2000)}
