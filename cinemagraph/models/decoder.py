@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import NamedTuple, Protocol
 
+import torch
 from torch import Tensor
 
 from ..filters import push_pull_fill
@@ -46,13 +47,25 @@ class CompositingDecoder:
 
     def __call__(self, forward: SplattedFrame, backward: SplattedFrame | None,
                  time: float) -> Tensor:
-        if backward is None:
-            features = forward.features
-        else:
+        return push_pull_fill(*self.blend(forward, backward, time)).clamp(0.0, 1.0)
+
+    def decode_batch(self, forwards: list[SplattedFrame], backwards: list[SplattedFrame | None],
+                     times: list[float]) -> Tensor:
+        """The frames ``(B, 3, H, W)`` of several splats of one size, filled in one batch
+        (each frame's pyramid is its own, so each comes out as alone)."""
+        parts = [self.blend(f, b, t) for f, b, t in zip(forwards, backwards, times)]
+        colors, confidences = (torch.cat(p) for p in zip(*parts))
+        return push_pull_fill(colors, confidences).clamp(0.0, 1.0)
+
+    def blend(self, forward: SplattedFrame, backward: SplattedFrame | None,
+              time: float) -> tuple[Tensor, Tensor]:
+        """The blended colour ``(1, 3, H, W)`` before filling, and its confidence."""
+        features = forward.features[:, :4]
+        if backward is not None:
             weight = symmetric_blend_weight(forward.alpha, forward.depth, backward.alpha,
                                             backward.depth, time)
-            features = weight * forward.features + (1.0 - weight) * backward.features
+            features = weight * features + (1.0 - weight) * backward.features[:, :4]
         coverage = features[:, 3:4]
         color = features[:, :3] / coverage.clamp_min(1e-6)
         confidence = (coverage / self.full_coverage).clamp(0.0, 1.0)
-        return push_pull_fill(color, confidence).clamp(0.0, 1.0)
+        return color, confidence

@@ -103,8 +103,10 @@ class SpaceTimeModel(nn.Module):
         if self.residual:
             from .decoder import CompositingDecoder
 
-            base = torch.cat([CompositingDecoder()(f, b, time)
-                              for f, b, time in zip(forwards, backwards, times)])
+            # The composite depends on the points' colours and the splats' geometry only,
+            # neither of which the networks make: no gradient to record.
+            with torch.no_grad():
+                base = CompositingDecoder().decode_batch(forwards, backwards, times)
             out = (base + 2.0 * (out - 0.5)).clamp(0, 1)
         return out
 
@@ -114,8 +116,12 @@ class SpaceTimeModel(nn.Module):
         frames = [forward] if backward is None else [forward, backward]
         disparities = [1.0 / f.depth.clamp_min(1e-6) for f in frames]
         covered = [f.alpha > 1e-3 for f in frames]
-        values = torch.cat([d[c] for d, c in zip(disparities, covered)])
-        lo, hi = (values.min(), values.max()) if values.numel() else (torch.zeros(()), torch.ones(()))
+        # Masked extremes rather than indexing by the mask: the same numbers without waiting
+        # for the GPU (no frame is covered: 0 and 1).
+        inf = torch.tensor(float("inf"), device=forward.depth.device)
+        lo = torch.stack([torch.where(c, d, inf).amin() for d, c in zip(disparities, covered)]).amin()
+        hi = torch.stack([torch.where(c, d, -inf).amax() for d, c in zip(disparities, covered)]).amax()
+        lo, hi = torch.where(lo.isinf(), 0.0, lo), torch.where(hi.isinf(), 1.0, hi)
         maps = [torch.cat([f.features, ((d - lo) / (hi - lo).clamp_min(1e-6)).clamp(0, 1) * f.alpha], 1)
                 for f, d in zip(frames, disparities)]
         return maps[0], maps[-1]

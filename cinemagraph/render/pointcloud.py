@@ -61,10 +61,19 @@ class AnimatedPointCloud:
         return unproject(xy, depth, self.K)
 
 
-def point_features(ldi: LayeredDepthImage, features: Tensor) -> Tensor:
+def point_features(ldi: LayeredDepthImage, features: Tensor, index: Tensor | None = None) -> Tensor:
     """The features ``(N, C)`` of the points :func:`lift_layers` makes of ``ldi``, in its
-    order (every covered pixel of every layer), from per-layer ``features (L, C, H, W)``."""
-    return features.permute(0, 2, 3, 1)[ldi.coverage[:, 0]]
+    order (every covered pixel of every layer), from per-layer ``features (L, C, H, W)``.
+    ``index``: :func:`point_index` of ``ldi``, if made beforehand (then nothing waits for
+    the GPU to count the points)."""
+    if index is None:
+        return features.permute(0, 2, 3, 1)[ldi.coverage[:, 0]]
+    return features.permute(0, 2, 3, 1).reshape(-1, features.shape[1]).index_select(0, index)
+
+
+def point_index(ldi: LayeredDepthImage) -> Tensor:
+    """The flat ``(layer, y, x)`` indices ``(N,)`` of ``ldi``'s points, in their order."""
+    return ldi.coverage[:, 0].flatten().nonzero().squeeze(1)
 
 
 def lift_layers(ldi: LayeredDepthImage, features: Tensor, K: Tensor, steps: int,

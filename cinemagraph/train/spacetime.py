@@ -68,10 +68,12 @@ class SpaceTimeRender(nn.Module):
     def forward(self, items: list[dict]) -> Tensor:
         forwards, backwards, times = [], [], []
         for item in items:
-            points = point_features(item["ldi"], self.model.features(item["ldi"]))
+            points = point_features(item["ldi"], self.model.features(item["ldi"]),
+                                    item.get("points"))
             end_points = points
             if item["end_ldi"] is not None:
-                end_points = point_features(item["end_ldi"], self.model.features(item["end_ldi"]))
+                end_points = point_features(item["end_ldi"], self.model.features(item["end_ldi"]),
+                                            item.get("end_points"))
             for sample in item["samples"]:
                 forwards.append(_splatted(sample["forward"], points))
                 backwards.append(None if sample["backward"] is None
@@ -149,18 +151,20 @@ class SpaceTimeTrainer(Trainer):
         l1 = (valid * (pred - target).abs()).sum() / count
         mse = (valid * (pred - target) ** 2).sum() / count
         loss = w.l1 * l1 + w.l2 * mse
-        out = {"l1": l1.item(), "l2": mse.item()}
+        # Logged values stay on the device until the step is queued: reading one (.item())
+        # earlier would make the CPU wait for the forward pass before queuing the backward.
+        out = {"l1": l1, "l2": mse}
         if self.perceptual is not None:
             lp = self.perceptual(pred * 2 - 1, target_full * 2 - 1).mean()
             loss = loss + w.perceptual * lp
-            out["perceptual"] = lp.item()
+            out["perceptual"] = lp
         if adversarial:
             with torch.no_grad():
                 real = self.D(target_full * 2 - 1)
             fake = self.D(pred * 2 - 1)
             gan, fm = hinge_g_loss(fake), feature_matching_loss(real, fake)
             loss = loss + w.gan * gan + w.feature_matching * fm
-            out.update(g_gan=gan.item(), feature_matching=fm.item())
+            out.update(g_gan=gan, feature_matching=fm)
         loss.backward()
         self.opt_g.step()
         self.sched_g.step()
@@ -168,9 +172,10 @@ class SpaceTimeTrainer(Trainer):
             self.sched_d.step()
         self._last = (pred.detach(), target, valid)
         if adversarial:
-            out["d_loss"] = d_loss.item()
-        return {"loss": loss.item(), **out, "psnr": (-10 * torch.log10(mse.detach().clamp_min(1e-10))).item(),
-                "lr": self.sched_g.get_last_lr()[0]}
+            out["d_loss"] = d_loss
+        out = {"loss": loss, **out, "psnr": -10 * torch.log10(mse.clamp_min(1e-10))}
+        values = torch.stack([v.detach().float() for v in out.values()]).tolist()  # one wait
+        return {**dict(zip(out, values)), "lr": self.sched_g.get_last_lr()[0]}
 
     def save_sample(self) -> Path:
         from ..media import save_image

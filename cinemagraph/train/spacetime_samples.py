@@ -43,6 +43,7 @@ from ..ldi import LDISettings
 from ..motion.field import MotionField
 from ..render.camera import border_needed, named_path
 from ..render.pipeline import RenderSettings, plan_cloud_view
+from ..render.pointcloud import point_index
 
 KINDS = ("anim", "nvs", "both")
 
@@ -161,6 +162,8 @@ class SpaceTimeSamples(torch.utils.data.Dataset):
                                 "target": raw["targets"][i], "valid": raw["valid"][i]})
         return {"kind": kind, "path": path_name, "ldi": scene.ldi,
                 "end_ldi": end_scene.ldi if end_scene is not None else None,
+                "points": point_index(scene.ldi),
+                "end_points": point_index(end_scene.ldi) if end_scene is not None else None,
                 "samples": samples}
 
 
@@ -249,5 +252,9 @@ def to_device(item: dict, device) -> dict:
         moved["target"] = s["target"].to(device, non_blocking=True)
         moved["valid"] = s["valid"].to(device, non_blocking=True)
         samples.append(moved)
+    def move(x):
+        return None if x is None else x.to(device, non_blocking=True)
+
     return {**item, "ldi": move_ldi(item["ldi"]), "end_ldi": move_ldi(item["end_ldi"]),
+            "points": move(item.get("points")), "end_points": move(item.get("end_points")),
             "samples": samples}

@@ -255,3 +255,36 @@ def test_our_weights_save_into_a_new_folder_and_load_back_as_fp16(tmp_path):
     assert loaded.preset == "small" and not list(path.parent.glob("*.tmp"))
     for k, v in model.state_dict().items():
         assert torch.equal(loaded.state_dict()[k], v.half().float()), k
+
+
+def test_the_decoders_disparity_is_normalised_over_the_covered_pixels_of_both_frames():
+    from cinemagraph.models.decoder import SplattedFrame
+
+    g = torch.Generator().manual_seed(0)
+
+    def frame(cover):
+        alpha = (torch.rand(1, 1, 8, 10, generator=g) < cover).float()
+        depth = 1.0 + 9.0 * torch.rand(1, 1, 8, 10, generator=g)
+        return SplattedFrame(torch.rand(1, 5, 8, 10, generator=g), alpha, depth)
+
+    f, b = frame(0.5), frame(0.5)
+    x0, x1 = SpaceTimeModel._maps(f, b)
+    values = torch.cat([(1 / f.depth)[f.alpha > 0], (1 / b.depth)[b.alpha > 0]])
+    lo, hi = values.min(), values.max()
+    for x, s in ((x0, f), (x1, b)):
+        assert torch.equal(x[:, :5], s.features)
+        want = ((1 / s.depth - lo) / (hi - lo)).clamp(0, 1) * s.alpha
+        assert torch.allclose(x[:, 5:], want, atol=1e-6)
+    empty = frame(0.0)  # nothing covered: the channel is zero
+    x0, x1 = SpaceTimeModel._maps(empty, None)
+    assert torch.equal(x0, x1) and not x0[:, 5:].any() and torch.isfinite(x0).all()
+
+
+def test_point_indices_made_in_the_workers_pick_the_points_in_the_clouds_order():
+    from cinemagraph.render.pointcloud import point_features
+
+    item = SpaceTimeSamples(_data(kinds=["anim"], two_frame=True), per_scene=1)[1]
+    for ldi, index in ((item["ldi"], item["points"]), (item["end_ldi"], item["end_points"])):
+        feats = torch.randn(ldi.num_layers, 6, *ldi.size)
+        assert index.numel() == int(ldi.coverage.sum())
+        assert torch.equal(point_features(ldi, feats, index), point_features(ldi, feats))
