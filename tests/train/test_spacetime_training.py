@@ -82,6 +82,11 @@ def test_an_untrained_residual_preset_renders_as_the_built_in_decoder():
         assert torch.allclose(model.decode(fwd, bwd, 0.3), CompositingDecoder()(fwd, bwd, 0.3),
                               atol=1e-6)
     assert not SpaceTimeModel("official").residual
+    # The built-in decoder's batch (the residual's base in training) fills each frame alone.
+    frames = [(frame(), frame(), 0.3), (frame(), None, 0.0), (frame(), frame(), 0.8)]
+    batch = CompositingDecoder().decode_batch(*map(list, zip(*frames)))
+    single = torch.cat([CompositingDecoder()(f, b, t) for f, b, t in frames])
+    assert torch.allclose(batch, single, atol=1e-6)
 
 
 def test_two_steps_on_real_video_layout(tmp_path):
