@@ -218,7 +218,7 @@ def run(args) -> Path:
     from ..media.image import to_uint8
     from ..pipeline import build_scene
     from ..conventions import default_intrinsics
-    from ..depth.base import normalize_depth
+    from ..depth.base import median_depth, normalize_depth
     from ..render.camera import border_needed, build_camera_path
     from ..render.pipeline import RenderSettings, render_frames
     from ..visualize import depth_picture, flow_picture, layer_pictures
@@ -305,8 +305,7 @@ def run(args) -> Path:
     # past the photo's edges the layers must extend.
     near = 1.0
     normalised = normalize_depth(depth)
-    median = torch.quantile(normalised.flatten()[:: max(1, normalised.numel() // 100000)],
-                            0.5).item()
+    median = median_depth(normalised)
     K = default_intrinsics(*size)[0]
     path = build_camera_path(args.camera, args.frames, K, near, median)
     border = border_needed(path, K, size, near, median)

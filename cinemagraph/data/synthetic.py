@@ -53,6 +53,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..depth.base import median_depth
 from ..errors import UserError
 from ..render.camera import NAMED_PATHS, named_path
 from .scene import SPLITS, Scene, render_views, sample_scene, scene_seed, source_geometry
@@ -61,11 +62,6 @@ from .textures import PHOTOS
 log = logging.getLogger(__name__)
 
 KINDS = ("anim", "nvs", "both")
-
-
-def median_depth(depth: Tensor) -> float:
-    d = depth.flatten()
-    return float(torch.quantile(d[d > 0][:: max(1, d.numel() // 100000)], 0.5))
 
 
 def make_sample(scene: Scene, frames: int, paths: tuple[str, ...] = ("circle",),

@@ -59,6 +59,14 @@ def repair_depth(depth: Tensor, source: str = "depth map") -> Tensor:
     return push_pull_fill(clean, valid.float()).clamp_min(depth[valid].min().item())
 
 
+def median_depth(depth: Tensor) -> float:
+    """The median of the positive values of ``depth`` (any shape; strided to about 100,000
+    values): the depth camera paths orbit and dolly around."""
+    d = depth.flatten()
+    step = max(1, d.numel() // 100000)
+    return float(torch.quantile(d[d > 0][::step].float(), 0.5))
+
+
 def normalize_depth(depth: Tensor) -> Tensor:
     """Return ``depth (1, 1, H, W)`` scaled so its near depth is 1 and clamped to ``[0.5, 100]``.
 

@@ -33,6 +33,7 @@ import torch
 from torch import Tensor
 
 from ..conventions import bilinear_sample, pixel_grid, project, transform_points, unproject
+from ..depth.base import median_depth
 from ..filters import push_pull_fill
 from ..ldi import LDISettings
 from ..models import CompositingDecoder
@@ -140,8 +141,7 @@ def _render_view(scene, pose: Tensor, K: Tensor, size, decoder=None) -> Tensor:
 
 def _border(inp: MethodInput) -> float:
     h, w = inp.image.shape[-2:]
-    median = float(torch.quantile(inp.depth.flatten()[:: max(1, inp.depth.numel() // 100000)], 0.5))
-    return border_needed(inp.path, inp.K.cpu(), (h, w), 1.0, median)
+    return border_needed(inp.path, inp.K.cpu(), (h, w), 1.0, median_depth(inp.depth))
 
 
 @register("2d-anim-nvs", "2D animation -> novel view synthesis")

@@ -66,9 +66,8 @@ def point_features(ldi: LayeredDepthImage, features: Tensor, index: Tensor | Non
     order (every covered pixel of every layer), from per-layer ``features (L, C, H, W)``.
     ``index``: :func:`point_index` of ``ldi``, if made beforehand (then nothing waits for
     the GPU to count the points)."""
-    if index is None:
-        return features.permute(0, 2, 3, 1)[ldi.coverage[:, 0]]
-    return features.permute(0, 2, 3, 1).reshape(-1, features.shape[1]).index_select(0, index)
+    index = point_index(ldi) if index is None else index
+    return features.permute(0, 2, 3, 1).flatten(0, 2).index_select(0, index)
 
 
 def point_index(ldi: LayeredDepthImage) -> Tensor:

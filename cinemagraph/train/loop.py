@@ -61,6 +61,8 @@ class Trainer:
         self.cfg, self.out, self.device = cfg, Path(out), device
         self.rank, self.world = distributed()
         self.step = 0
+        #: Dataset items a batch takes (a task whose items hold several samples sets fewer).
+        self.loader_batch_size = cfg.trainer.batch_size
         if self.rank == 0:
             (self.out / "checkpoints").mkdir(parents=True, exist_ok=True)
 
@@ -133,7 +135,7 @@ class Trainer:
     def batches(self, dataset):
         """Yield batches forever, epoch after epoch, each rank its share of every epoch."""
         t = self.cfg.trainer
-        batch_size = getattr(self, "loader_batch_size", t.batch_size)
+        batch_size = self.loader_batch_size
         per_epoch = max(1, len(dataset) // (batch_size * self.world))
         epoch, skip = divmod(self.step, per_epoch)
         while True:

@@ -69,11 +69,11 @@ class SpaceTimeRender(nn.Module):
         forwards, backwards, times = [], [], []
         for item in items:
             points = point_features(item["ldi"], self.model.features(item["ldi"]),
-                                    item.get("points"))
+                                    item["points"])
             end_points = points
             if item["end_ldi"] is not None:
                 end_points = point_features(item["end_ldi"], self.model.features(item["end_ldi"]),
-                                            item.get("end_points"))
+                                            item["end_points"])
             for sample in item["samples"]:
                 forwards.append(_splatted(sample["forward"], points))
                 backwards.append(None if sample["backward"] is None

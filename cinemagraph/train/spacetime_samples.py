@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..depth.base import median_depth
 from ..errors import UserError
 from ..ldi import LDISettings
 from ..motion.field import MotionField
@@ -95,7 +96,7 @@ class SpaceTimeSamples(torch.utils.data.Dataset):
             self.kinds = ("anim",)
         self.steps = int(data.frames)
         self.two_frame = bool(data.two_frame)
-        self.color_augment = float(getattr(data, "color_augment", 0.0))
+        self.color_augment = float(data.color_augment)
         self.ldi_settings = LDISettings(max_layers=data.max_layers)
         self.settings = settings or RenderSettings()
         self.epoch = 0
@@ -133,8 +134,7 @@ class SpaceTimeSamples(torch.utils.data.Dataset):
         size = tuple(image.shape[-2:])
         border = 0.0
         if path_name is not None:
-            median = float(torch.quantile(depth.flatten()[:: max(1, depth.numel() // 100000)], 0.5))
-            border = border_needed(raw["path"], K, size, 1.0, median)
+            border = border_needed(raw["path"], K, size, 1.0, median_depth(depth))
         geometry = Components(features=NoFeatures())
         with torch.no_grad():
             scene = build_scene(image, depth, motion, self.steps, geometry, self.ldi_settings,
@@ -202,7 +202,6 @@ class SyntheticSceneSource:
         """The photo, its depth, motion, mask and ``K``, the targets of ``frames`` (and the
         end photo at frame ``N`` with ``end``)."""
         from ..data.scene import render_views, sample_scene, scene_seed, source_geometry
-        from ..data.synthetic import median_depth
 
         scene = sample_scene(scene_seed(self.seed, self.split, index), self.split, self.size)
         st = scene.tensors()
@@ -256,5 +255,5 @@ def to_device(item: dict, device) -> dict:
         return None if x is None else x.to(device, non_blocking=True)
 
     return {**item, "ldi": move_ldi(item["ldi"]), "end_ldi": move_ldi(item["end_ldi"]),
-            "points": move(item.get("points")), "end_points": move(item.get("end_points")),
+            "points": move(item["points"]), "end_points": move(item["end_points"]),
             "samples": samples}
