@@ -102,15 +102,19 @@ class OutConv(nn.Module):
 
 
 class ImgDecoder(nn.Module):
-    """See the module docstring. ``forward(x0, x1, t)`` returns RGB ``(B, 3, H, W)``."""
+    """See the module docstring. ``forward(x0, x1, t, extra=None)`` returns RGB
+    ``(B, 3, H, W)``; ``extra`` ``(B, extra_ch, H, W)`` joins the blend before the U-Net
+    (our residual presets pass the composite they correct)."""
 
-    def __init__(self, in_ch: int = 37, out_ch: int = 3, base: int = 32):
-        """``base``: channels of the first map (official 32); every stage doubles it."""
+    def __init__(self, in_ch: int = 37, out_ch: int = 3, base: int = 32, extra_ch: int = 0):
+        """``base``: channels of the first map (official 32); every stage doubles it.
+        ``extra_ch``: channels appended after the blend (``forward``'s ``extra``), none in
+        the official layout."""
         super().__init__()
         c = [base * 2 ** i for i in range(5)]  # 32, 64, 128, 256, 512 officially
-        self.in_ch = in_ch
+        self.in_ch, self.extra_ch = in_ch, extra_ch
         self.alpha = nn.Parameter(torch.tensor(1.0))
-        self.firstconv = nn.Conv2d(in_ch, c[0], 7, padding=3, bias=False)
+        self.firstconv = nn.Conv2d(in_ch + extra_ch, c[0], 7, padding=3, bias=False)
         self.firstprelu = nn.PReLU()
         self.down1 = Down(c[0], c[1])
         self.down2 = Down(c[1], c[2])
@@ -131,8 +135,10 @@ class ImgDecoder(nn.Module):
         total = (w0 + w1).clamp_min(1e-6)
         return (w0 / total) * x0 + (w1 / total) * x1
 
-    def forward(self, x0: Tensor, x1: Tensor, t: float) -> Tensor:
+    def forward(self, x0: Tensor, x1: Tensor, t: float, extra: Tensor | None = None) -> Tensor:
         x = self.blend(x0, x1, t)
+        if self.extra_ch:
+            x = torch.cat([x, extra], dim=1)
         first = self.firstprelu(self.firstconv(x))
         x20, x21 = self.down1(first)
         x30, x31 = self.down2(x21)

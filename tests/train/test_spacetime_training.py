@@ -89,6 +89,44 @@ def test_an_untrained_residual_preset_renders_as_the_built_in_decoder():
     assert torch.allclose(batch, single, atol=1e-6)
 
 
+def test_the_residual_decoder_sees_the_composite_it_corrects(tmp_path):
+    import torch.nn.functional as F
+
+    from cinemagraph.models.decoder import CompositingDecoder, SplattedFrame
+    from cinemagraph.models.spacetime import COMPOSITE_CHANNELS, save_spacetime
+    from cinemagraph.errors import UserError
+
+    g = torch.Generator().manual_seed(3)
+    model = SpaceTimeModel("small").eval()
+    first = model.img_decoder.firstconv.weight
+    assert first.shape[1] == 4 + model.feature_channels + 1 + COMPOSITE_CHANNELS
+    assert SpaceTimeModel("official").img_decoder.firstconv.weight.shape[1] == 37
+    torch.nn.init.normal_(model.img_decoder.outc.conv.weight, std=0.05, generator=g)
+    channels = 4 + model.feature_channels
+    alpha = torch.rand(1, 1, 36, 50, generator=g)
+    alpha[..., :10, :] = 0.0  # a band no point covers: filled, confidence 0
+    fwd = SplattedFrame(torch.rand(1, channels, 36, 50, generator=g) * alpha, alpha,
+                        1 + torch.rand(1, 1, 36, 50, generator=g))
+    with torch.no_grad():
+        before = model.decode(fwd, None, 0.0)
+        first[:, -COMPOSITE_CHANNELS:] += 0.1 * torch.randn(first.shape[0], COMPOSITE_CHANNELS, 7, 7,
+                                                             generator=g)
+        after = model.decode(fwd, None, 0.0)
+        base, confidence = CompositingDecoder().fill_batch([fwd], [None], [0.0])
+        x0, x1 = (F.pad(x, (0, 14, 0, 12), mode="replicate") for x in SpaceTimeModel._maps(fwd, None))
+        extra = F.pad(torch.cat([base, confidence], 1), (0, 14, 0, 12), mode="replicate")
+        y = model.img_decoder(x0, x1, 0.0, extra)[..., :36, :50]
+    assert (after - before).abs().max() > 1e-3  # the composite's channels reach the output
+    assert torch.allclose(after, (base + 2 * (y - 0.5)).clamp(0, 1), atol=1e-6)
+    assert confidence[..., :10, :].max() == 0 and confidence.max() == 1
+    # Weights of the layout before the composite input are refused in one line.
+    old = SpaceTimeModel("small")
+    old.img_decoder.firstconv.weight = torch.nn.Parameter(first[:, :-COMPOSITE_CHANNELS].clone())
+    save_spacetime(old, tmp_path / "old.safetensors")
+    with pytest.raises(UserError, match="does not fit the 'small' preset"):
+        load_spacetime(tmp_path / "old.safetensors")
+
+
 def test_two_steps_on_real_video_layout(tmp_path):
     import imageio.v2 as imageio
     import numpy as np
