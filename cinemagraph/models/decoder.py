@@ -49,17 +49,12 @@ class CompositingDecoder:
                  time: float) -> Tensor:
         return push_pull_fill(*self.blend(forward, backward, time)).clamp(0.0, 1.0)
 
-    def decode_batch(self, forwards: list[SplattedFrame], backwards: list[SplattedFrame | None],
-                     times: list[float]) -> Tensor:
-        """The frames ``(B, 3, H, W)`` of several splats of one size, filled in one batch
-        (each frame's pyramid is its own, so each comes out as alone)."""
-        return self.fill_batch(forwards, backwards, times)[0]
-
     def fill_batch(self, forwards: list[SplattedFrame], backwards: list[SplattedFrame | None],
                    times: list[float]) -> tuple[Tensor, Tensor]:
-        """:meth:`decode_batch`'s frames and the confidence ``(B, 1, H, W)`` of their
-        blended colour before filling (1 where points cover a pixel fully, 0 where it was
-        filled from the neighbourhood)."""
+        """The frames ``(B, 3, H, W)`` of several splats of one size, filled in one batch
+        (each frame's pyramid is its own, so each comes out as alone), and the confidence
+        ``(B, 1, H, W)`` of their blended colour before filling (1 where points cover a
+        pixel fully, 0 where it was filled from the neighbourhood)."""
         parts = [self.blend(f, b, t) for f, b, t in zip(forwards, backwards, times)]
         colors, confidences = (torch.cat(p) for p in zip(*parts))
         return push_pull_fill(colors, confidences).clamp(0.0, 1.0), confidences

@@ -113,7 +113,7 @@ class SpaceTimeModel(nn.Module):
         # neither of which the networks make: no gradient to record.
         with torch.no_grad():
             base, confidence = CompositingDecoder().fill_batch(forwards, backwards, times)
-            extra = torch.cat([base, confidence], 1).to(x0.dtype)
+            extra = torch.cat([base, confidence], 1)
             if any(pad):
                 extra = F.pad(extra, pad, mode="replicate")
         out = self.img_decoder(x0, x1, t, extra)[..., :h, :w]

@@ -235,11 +235,13 @@ def collate(items: list[dict]) -> list[dict]:
 
 def to_device(item: dict, device) -> dict:
     """``item`` with its layers, plans and targets on ``device``."""
+    def move(x):
+        return None if x is None else x.to(device, non_blocking=True)
+
     def move_ldi(ldi):
         if ldi is None:
             return None
-        return type(ldi)(**{k: getattr(ldi, k).to(device, non_blocking=True)
-                            for k in ldi.__dataclass_fields__})
+        return type(ldi)(**{k: move(getattr(ldi, k)) for k in ldi.__dataclass_fields__})
 
     samples = []
     for s in item["samples"]:
@@ -247,13 +249,9 @@ def to_device(item: dict, device) -> dict:
         for key in ("forward", "backward"):
             if s[key] is not None:
                 plan, depth = s[key]
-                moved[key] = (plan.to(device), depth.to(device, non_blocking=True))
-        moved["target"] = s["target"].to(device, non_blocking=True)
-        moved["valid"] = s["valid"].to(device, non_blocking=True)
+                moved[key] = (plan.to(device), move(depth))
+        moved["target"], moved["valid"] = move(s["target"]), move(s["valid"])
         samples.append(moved)
-    def move(x):
-        return None if x is None else x.to(device, non_blocking=True)
-
     return {**item, "ldi": move_ldi(item["ldi"]), "end_ldi": move_ldi(item["end_ldi"]),
             "points": move(item["points"]), "end_points": move(item["end_points"]),
             "samples": samples}

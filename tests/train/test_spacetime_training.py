@@ -84,7 +84,7 @@ def test_an_untrained_residual_preset_renders_as_the_built_in_decoder():
     assert not SpaceTimeModel("official").residual
     # The built-in decoder's batch (the residual's base in training) fills each frame alone.
     frames = [(frame(), frame(), 0.3), (frame(), None, 0.0), (frame(), frame(), 0.8)]
-    batch = CompositingDecoder().decode_batch(*map(list, zip(*frames)))
+    batch = CompositingDecoder().fill_batch(*map(list, zip(*frames)))[0]
     single = torch.cat([CompositingDecoder()(f, b, t) for f, b, t in frames])
     assert torch.allclose(batch, single, atol=1e-6)
 
