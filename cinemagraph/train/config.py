@@ -71,7 +71,10 @@ class SpaceTimeDataConfig:
     ``trainer.batch_size`` samples); ``two_frame``: the backward cloud of ``anim`` samples
     from the end photo, as the original (see :mod:`cinemagraph.train.spacetime_samples`);
     ``color_augment``: the share of items whose colours (photo, end photo and targets alike)
-    go through a random hue rotation, saturation and gain (0: none)."""
+    go through a random hue rotation, saturation and gain (0: none); ``depth_blur``: the share
+    of items whose depth is softened as a monocular estimate's would be, by a Gaussian blur
+    of its disparity of ``depth_blur_sigma`` ``[low, high]`` pixels (0: none; the targets
+    stay exact)."""
 
     source: str = "synthetic"
     root: Optional[str] = None
@@ -87,6 +90,8 @@ class SpaceTimeDataConfig:
     per_scene: int = 2
     two_frame: bool = True
     color_augment: float = 0.0
+    depth_blur: float = 0.0
+    depth_blur_sigma: list[float] = field(default_factory=lambda: [1.0, 4.0])
 
 
 @dataclass

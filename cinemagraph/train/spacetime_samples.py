@@ -30,6 +30,13 @@ photo and the targets of an item go through one random linear colour transform
 blue. The scenes' surfaces are lit by nothing and their pixels average texture colours, so
 transforming the frames is the same as transforming every texture of the scene (up to the
 clamp to ``[0, 1]``).
+
+Depth softening (``depth_blur``, the share of items it applies to): the photo's depth (and the
+end photo's, which shares it) has its disparity blurred (:func:`soften_depth`, a Gaussian of
+``depth_blur_sigma`` pixels, uniform in the range), as a monocular estimate's edges are soft
+where the synthetic ground truth is exact; the targets stay exact. So the networks learn the
+artefacts that soft depth edges leave (points stretched across an edge, a layer cut through
+an object), which is what they meet in real photos.
 """
 
 from __future__ import annotations
@@ -78,6 +85,18 @@ def color_transform(rng: np.random.Generator) -> Tensor:
     return torch.from_numpy(matrix.astype(np.float32))
 
 
+def soften_depth(depth: Tensor, sigma: float) -> Tensor:
+    """``depth (..., H, W)`` with its disparity blurred by a Gaussian of ``sigma`` pixels
+    (borders replicated): the soft edges of a monocular depth estimate."""
+    from kornia.filters import gaussian_blur2d
+
+    radius = max(1, int(np.ceil(3.0 * sigma)))
+    disparity = 1.0 / depth.clamp_min(1e-6).reshape(-1, 1, *depth.shape[-2:])
+    blurred = gaussian_blur2d(disparity, (2 * radius + 1,) * 2, (sigma, sigma),
+                              border_type="replicate")
+    return (1.0 / blurred).reshape(depth.shape)
+
+
 def recolor(colors: Tensor, matrix: Tensor) -> Tensor:
     """``colors (..., 3, H, W)`` through the colour transform ``matrix (3, 3)``, clamped."""
     return torch.einsum("ij,...jhw->...ihw", matrix.to(colors), colors).clamp(0.0, 1.0)
@@ -97,6 +116,8 @@ class SpaceTimeSamples(torch.utils.data.Dataset):
         self.steps = int(data.frames)
         self.two_frame = bool(data.two_frame)
         self.color_augment = float(data.color_augment)
+        self.depth_blur = float(data.depth_blur)
+        self.depth_blur_sigma = tuple(float(v) for v in data.depth_blur_sigma)
         self.ldi_settings = LDISettings(max_layers=data.max_layers)
         self.settings = settings or RenderSettings()
         self.epoch = 0
@@ -128,6 +149,10 @@ class SpaceTimeSamples(torch.utils.data.Dataset):
                 matrix = color_transform(rng)
                 raw = {**raw, **{k: recolor(raw[k], matrix) for k in ("image", "targets", "end")
                                  if raw[k] is not None}}
+        if self.depth_blur > 0:
+            rng = _generator(int(self.data.seed), self.epoch, index, stream=13)
+            if rng.random() < self.depth_blur:
+                raw = {**raw, "depth": soften_depth(raw["depth"], rng.uniform(*self.depth_blur_sigma))}
         image, depth, K = raw["image"][None], raw["depth"][None], raw["K"]
         mask = raw["mask"][None]
         motion = MotionField(raw["motion"][None] * mask, mask.bool())

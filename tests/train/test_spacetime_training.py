@@ -288,6 +288,27 @@ def test_colour_augmentation_recolours_the_photo_and_its_targets_alike():
     assert torch.allclose(a @ matrix.t(), b, atol=2e-3)
 
 
+def test_depth_softening_blurs_the_photos_depth_and_keeps_the_targets_exact():
+    from cinemagraph.train.spacetime_samples import soften_depth
+
+    step = torch.ones(1, 24, 40)
+    step[..., 20:] = 4.0  # a depth edge at column 20
+    soft = soften_depth(step, 2.0)
+    row = soft[0, 12]
+    assert torch.allclose(soft[..., :8], step[..., :8]) and torch.allclose(soft[..., 32:], step[..., 32:])
+    assert ((row[17:23] > 1.01) & (row[17:23] < 3.99)).all()  # the edge is now a ramp
+    assert (row[1:] >= row[:-1] - 1e-5).all()
+
+    data = dict(kinds=["nvs"], max_layers=1)
+    item = SpaceTimeSamples(_data(depth_blur=1.0, **data), per_scene=2)[1]
+    ref = SpaceTimeSamples(_data(**data), per_scene=2)[1]
+    assert [s["t"] for s in item["samples"]] == [s["t"] for s in ref["samples"]]
+    for s, r in zip(item["samples"], ref["samples"]):
+        assert torch.equal(s["target"], r["target"]) and torch.equal(s["valid"], r["valid"])
+    assert torch.equal(item["ldi"].color, ref["ldi"].color)
+    assert not torch.allclose(item["ldi"].depth, ref["ldi"].depth, rtol=1e-3)
+
+
 def test_our_weights_save_into_a_new_folder_and_load_back_as_fp16(tmp_path):
     from cinemagraph.models.spacetime import save_spacetime
 
