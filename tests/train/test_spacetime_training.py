@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from cinemagraph.errors import UserError
 from cinemagraph.models.spacetime import SpaceTimeModel, load_spacetime
 from cinemagraph.train.spacetime import SpaceTimeTrainer
 from cinemagraph.train.spacetime_samples import SpaceTimeSamples
@@ -94,7 +95,6 @@ def test_the_residual_decoder_sees_the_composite_it_corrects(tmp_path):
 
     from cinemagraph.models.decoder import CompositingDecoder, SplattedFrame
     from cinemagraph.models.spacetime import COMPOSITE_CHANNELS, save_spacetime
-    from cinemagraph.errors import UserError
 
     g = torch.Generator().manual_seed(3)
     model = SpaceTimeModel("small").eval()
@@ -307,6 +307,8 @@ def test_depth_softening_blurs_the_photos_depth_and_keeps_the_targets_exact():
         assert torch.equal(s["target"], r["target"]) and torch.equal(s["valid"], r["valid"])
     assert torch.equal(item["ldi"].color, ref["ldi"].color)
     assert not torch.allclose(item["ldi"].depth, ref["ldi"].depth, rtol=1e-3)
+    with pytest.raises(UserError, match="depth_blur_sigma"):
+        SpaceTimeSamples(_data(depth_blur=0.5, depth_blur_sigma=[0.0, 2.0]), per_scene=2)
 
 
 def test_our_weights_save_into_a_new_folder_and_load_back_as_fp16(tmp_path):
