@@ -79,12 +79,21 @@ class SpaceTimeModel(nn.Module):
         return FEATURE_PRESETS[self.preset]["out_ch"]
 
     def features(self, ldi: LayeredDepthImage) -> Tensor:
-        """Return the point features ``(L, 4 + C, H, W)`` of ``ldi``'s layers."""
+        """Return the point features ``(L, 4 + C, H, W)`` of ``ldi``'s layers.
+
+        The feature network halves its input four times and pads its skip connections where
+        a side does not halve evenly, which stretches its output against the pixels; so the
+        layers are padded to sides that are multiples of 16 (edge pixels repeated) and the
+        features cropped back."""
         cover = ldi.coverage.to(ldi.color.dtype)
         rgba = torch.cat([ldi.color * cover, cover], dim=1)
+        h, w = ldi.size
+        pad = (0, (-w) % 16, 0, (-h) % 16)
+        if any(pad):
+            rgba = F.pad(rgba, pad, mode="replicate")
         feats = self.feature_net(rgba)
-        feats = F.interpolate(feats, size=ldi.size, mode="bilinear", align_corners=True)
-        return torch.cat([ldi.color, torch.ones_like(ldi.depth), feats], dim=1)
+        feats = F.interpolate(feats, size=rgba.shape[-2:], mode="bilinear", align_corners=True)
+        return torch.cat([ldi.color, torch.ones_like(ldi.depth), feats[..., :h, :w]], dim=1)
 
     def decode(self, forward: SplattedFrame, backward: SplattedFrame | None, time: float) -> Tensor:
         """Return RGB ``(1, 3, H, W)`` from the splatted frames (module docstring)."""

@@ -32,3 +32,30 @@ def test_outputs_match_the_original_module(tmp_path):
         assert y.shape == data[name].shape, name
         max_rel, rms_rel = relative_errors(y, data[name])
         assert max_rel <= 1e-4 and rms_rel <= 2e-5, (name, max_rel, rms_rel)
+
+
+def test_point_features_of_any_size_line_up_with_the_layers():
+    """The feature network halves its input four times; an LDI whose sides are not multiples
+    of 16 is padded (edge rows repeated) before it and the features cropped after, so they stay
+    aligned with the pixels. An image whose last rows repeat its row 51 has the same features
+    at 52 rows (padded back to 64) as at 64."""
+    import torch.nn.functional as F
+
+    from cinemagraph.ldi.scene import LayeredDepthImage
+    from cinemagraph.models.spacetime import SpaceTimeModel
+
+    torch.manual_seed(0)
+    model = SpaceTimeModel("small").eval()
+    color = F.interpolate(torch.rand(2, 3, 16, 16), size=(64, 64), mode="bicubic",
+                          align_corners=False).clamp(0, 1)
+    color[..., 51:, :] = color[..., 51:52, :]
+
+    def ldi(h):
+        ones = torch.ones(2, 1, h, 64)
+        return LayeredDepthImage(color=color[..., :h, :], depth=ones, visible=ones.bool(),
+                                 coverage=ones, depth_field=ones, flow=torch.zeros(2, 2, h, 64))
+
+    with torch.no_grad():
+        full, cut = model.features(ldi(64)), model.features(ldi(52))
+    assert cut.shape[-2:] == (52, 64)
+    assert torch.allclose(cut, full[..., :52, :], atol=1e-5)
