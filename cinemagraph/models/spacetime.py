@@ -56,6 +56,14 @@ COMPOSITE_CHANNELS = 4
 OWN_WEIGHTS = "cinemagraph_spacetime.safetensors"
 
 
+def _pad16(x: Tensor) -> Tensor:
+    """``x (B, C, H, W)`` padded at the bottom and right to sides that are multiples of 16
+    (edge pixels repeated): both networks halve their input four times."""
+    h, w = x.shape[-2:]
+    pad = (0, (-w) % 16, 0, (-h) % 16)
+    return F.pad(x, pad, mode="replicate") if any(pad) else x
+
+
 class SpaceTimeModel(nn.Module):
     """The feature network and the image decoder of one preset."""
 
@@ -88,9 +96,7 @@ class SpaceTimeModel(nn.Module):
         cover = ldi.coverage.to(ldi.color.dtype)
         rgba = torch.cat([ldi.color * cover, cover], dim=1)
         h, w = ldi.size
-        pad = (0, (-w) % 16, 0, (-h) % 16)
-        if any(pad):
-            rgba = F.pad(rgba, pad, mode="replicate")
+        rgba = _pad16(rgba)
         feats = self.feature_net(rgba)
         feats = F.interpolate(feats, size=rgba.shape[-2:], mode="bilinear", align_corners=True)
         return torch.cat([ldi.color, torch.ones_like(ldi.depth), feats[..., :h, :w]], dim=1)
@@ -110,9 +116,7 @@ class SpaceTimeModel(nn.Module):
             x0s.append(x0), x1s.append(x1), ts.append(time if backward is not None else 0.0)
         x0, x1 = torch.cat(x0s), torch.cat(x1s)
         h, w = x0.shape[-2:]
-        pad = (0, (-w) % 16, 0, (-h) % 16)
-        if any(pad):
-            x0, x1 = F.pad(x0, pad, mode="replicate"), F.pad(x1, pad, mode="replicate")
+        x0, x1 = _pad16(x0), _pad16(x1)
         t = ts[0] if len(ts) == 1 else torch.tensor(ts, dtype=x0.dtype, device=x0.device).view(-1, 1, 1, 1)
         if not self.residual:
             return self.img_decoder(x0, x1, t)[..., :h, :w]
@@ -122,9 +126,7 @@ class SpaceTimeModel(nn.Module):
         # neither of which the networks make: no gradient to record.
         with torch.no_grad():
             base, confidence = CompositingDecoder().fill_batch(forwards, backwards, times)
-            extra = torch.cat([base, confidence], 1)
-            if any(pad):
-                extra = F.pad(extra, pad, mode="replicate")
+            extra = _pad16(torch.cat([base, confidence], 1))
         out = self.img_decoder(x0, x1, t, extra)[..., :h, :w]
         return (base + 2.0 * (out - 0.5)).clamp(0, 1)
 

@@ -117,10 +117,9 @@ class SpaceTimeSamples(torch.utils.data.Dataset):
         self.two_frame = bool(data.two_frame)
         self.color_augment = float(data.color_augment)
         self.depth_blur = float(data.depth_blur)
-        self.depth_blur_sigma = tuple(float(v) for v in data.depth_blur_sigma)
-        low, high = (self.depth_blur_sigma + (0.0, 0.0))[:2]
-        if self.depth_blur > 0 and (len(self.depth_blur_sigma) != 2 or not 0 < low <= high):
-            raise UserError(f"spacetime.data.depth_blur_sigma={list(self.depth_blur_sigma)}: "
+        sigma = self.depth_blur_sigma = tuple(float(v) for v in data.depth_blur_sigma)
+        if self.depth_blur > 0 and not (len(sigma) == 2 and 0 < sigma[0] <= sigma[1]):
+            raise UserError(f"spacetime.data.depth_blur_sigma={list(sigma)}: "
                             "give [low, high] pixels with 0 < low <= high")
         self.ldi_settings = LDISettings(max_layers=data.max_layers)
         self.settings = settings or RenderSettings()
