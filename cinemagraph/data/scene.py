@@ -324,6 +324,8 @@ class _Builder:
         self.rects: list[Rect] = []
         self.textures: list[Tensor] = []
         self.names: list[str] = []
+        #: ``(centre x, front z, width)`` of every box, for the floaters.
+        self.boxes: list[tuple[float, float, float]] = []
 
     def texture(self, kind: str) -> int:
         """Add a texture: ``photo`` (a photograph of the split) or a procedural kind."""
@@ -348,12 +350,15 @@ class _Builder:
                                [float(c) for c in tint], [float(c) for c in flow],
                                float(shear), float(period)))
 
-    def box(self, name, centre_x, ground_y, z_front, width, height, depth, texture, scale):
-        """Add the five visible faces of an axis-aligned box standing on the ground."""
+    def box(self, name, centre_x, ground_y, z_front, width, height, depth, texture, scale,
+            shade: float = 1.0):
+        """Add the five visible faces of an axis-aligned box whose bottom is at ``ground_y``
+        (standing on the ground, or hovering), its colours times ``shade``."""
         x0, x1 = centre_x - width / 2, centre_x + width / 2
         y0 = ground_y - height
         z0, z1 = z_front, z_front + depth
-        shade = self.rng.uniform(0.85, 1.1, 3)
+        self.boxes.append((float(centre_x), float(z_front), float(width)))
+        shade = shade * self.rng.uniform(0.85, 1.1, 3)
         faces = {
             "front": ((x0, y0, z0), (width, 0, 0), (0, height, 0), 1.0),
             "back": ((x1, y0, z1), (-width, 0, 0), (0, height, 0), 0.6),
@@ -365,12 +370,20 @@ class _Builder:
             self.rect(f"{name}.{face}", o, u, v, texture, scale, list(shade * light))
 
 
-def sample_scene(seed: int, split: str, size: tuple[int, int], device=None) -> Scene:
+def sample_scene(seed: int, split: str, size: tuple[int, int], device=None,
+                 floaters: int = 0) -> Scene:
     """Return the scene of generator seed ``seed`` (see :func:`scene_seed`), normalised.
 
     The layout is drawn on the CPU; textures are made, and the depth normalisation is
     ray-cast, on ``device``. The same seed gives the same scene on any device (up to
     floating-point rounding).
+
+    ``floaters``: that many small boxes hovering just behind a box's silhouette, each at a
+    depth between that box and what lies behind it, often dark (a hand, a bird, a branch):
+    in the layered depth image they make small islands of a layer of their own between a near
+    and a far one, which the rest of the family rarely does (none where the scene has no
+    box). They are drawn after everything else, so the scene of the same seed is otherwise
+    unchanged.
     """
     rng = np.random.default_rng(seed)
     h, w = size
@@ -468,6 +481,20 @@ def sample_scene(seed: int, split: str, size: tuple[int, int], device=None) -> S
         tex = b.texture("photo" if rng.random() < 0.5 else "rock")
         b.box(f"rock{i}", rng.uniform(-0.6, 0.6) * z, ground_y(z), z, s_ * rng.uniform(0.8, 2.0),
               s_ * rng.uniform(0.5, 1.5), s_, tex, rng.uniform(1.0, 3.0))
+    boxes = list(b.boxes)
+    for i in range(floaters if boxes else 0):
+        x_box, z_box, w_box = boxes[int(rng.integers(len(boxes)))]
+        z = z_box * rng.uniform(1.15, 2.0)
+        s_ = rng.uniform(0.02, 0.08) * z  # 2-8 % of the focal length on the image
+        # The centre's image column lies at the box's left or right silhouette, mostly
+        # outside it; its bottom anywhere from the ground up to the box's width above it.
+        side = rng.choice([-1.0, 1.0])
+        column = x_box / z_box + side * (w_box / (2.0 * z_box) + rng.uniform(-0.3, 0.8) * s_ / z)
+        bottom = ground_y(z) - rng.uniform(0.0, 1.0) * w_box * z / z_box
+        tex = b.texture("photo" if rng.random() < 0.5 else rng.choice(["rock", "foliage"]))
+        b.box(f"floater{i}", column * z, bottom, z, s_ * rng.uniform(0.6, 1.6),
+              s_ * rng.uniform(0.6, 1.6), s_ * rng.uniform(0.3, 1.0), tex, rng.uniform(0.3, 1.0),
+              shade=rng.uniform(0.15, 1.0))
     atlas = torch.cat(b.textures, dim=2)
     scene = Scene(b.rects, atlas, b.names, (h, w), seed, split)
     # Normalise: the 2nd percentile of the source depth becomes 1.

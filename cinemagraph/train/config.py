@@ -74,7 +74,8 @@ class SpaceTimeDataConfig:
     go through a random hue rotation, saturation and gain (0: none); ``depth_blur``: the share
     of items whose depth is softened as a monocular estimate's would be, by a Gaussian blur
     of its disparity of ``depth_blur_sigma`` ``[low, high]`` pixels (0: none; the targets
-    stay exact)."""
+    stay exact); ``floaters``: the share of synthetic scenes given 2-4 small hovering boxes
+    just behind a box's silhouette (see :func:`cinemagraph.data.scene.sample_scene`)."""
 
     source: str = "synthetic"
     root: Optional[str] = None
@@ -92,6 +93,7 @@ class SpaceTimeDataConfig:
     color_augment: float = 0.0
     depth_blur: float = 0.0
     depth_blur_sigma: list[float] = field(default_factory=lambda: [1.0, 4.0])
+    floaters: float = 0.0
 
 
 @dataclass
@@ -142,7 +144,10 @@ class OptimConfig:
 class TrainerConfig:
     """``steps``: where training stops (a resumed run continues to it); checkpoints and
     sample pictures every so many steps, the last ``keep_last`` checkpoints kept;
-    ``resume``: continue from the newest checkpoint in the run directory, if any."""
+    ``resume``: continue from the newest checkpoint in the run directory, if any;
+    ``replay``: after each new batch, that many more steps on batches drawn (seeded) from the
+    last ``replay_buffer`` new ones (0: every step a new batch), for when making the data,
+    not the step, is the limit."""
 
     steps: int = 1000
     batch_size: int = 1
@@ -154,6 +159,8 @@ class TrainerConfig:
     device: str = "auto"
     seed: int = 0
     resume: bool = True
+    replay: int = 0
+    replay_buffer: int = 32
 
 
 @dataclass

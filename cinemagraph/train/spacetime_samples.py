@@ -210,17 +210,28 @@ def build_scene_source(data):
     if unknown or not data.kinds:
         raise UserError(f"spacetime.data.kinds must name some of {', '.join(KINDS)}"
                         + (f" (not {', '.join(unknown)})" if unknown else ""))
+    if not 0.0 <= data.floaters <= 1.0:
+        raise UserError(f"spacetime.data.floaters={data.floaters}: give a share in [0, 1]")
     return SyntheticSceneSource(data.scenes, data.split, data.seed, tuple(data.size),
-                                data.frames, data.supersample)
+                                data.frames, data.supersample, data.floaters)
 
 
 class SyntheticSceneSource:
-    """The synthetic scenes (:mod:`cinemagraph.data.scene`), rendering only what an item uses."""
+    """The synthetic scenes (:mod:`cinemagraph.data.scene`), rendering only what an item uses.
+    A share ``floaters`` of them (chosen by scene, the same every epoch) get 2-4 floaters."""
 
     def __init__(self, length: int, split: str, seed: int, size: tuple[int, int], frames: int,
-                 supersample: int = 1):
+                 supersample: int = 1, floaters: float = 0.0):
         self.length, self.split, self.seed = length, split, seed
         self.size, self.frames, self.supersample = tuple(size), frames, supersample
+        self.floaters = float(floaters)
+
+    def floaters_of(self, index: int) -> int:
+        """How many floaters scene ``index`` has (0 for a share ``1 - floaters``)."""
+        if self.floaters <= 0:
+            return 0
+        rng = np.random.default_rng([self.seed, index, 17])
+        return int(rng.integers(2, 5)) if rng.random() < self.floaters else 0
 
     def __len__(self) -> int:
         return self.length
@@ -231,7 +242,8 @@ class SyntheticSceneSource:
         end photo at frame ``N`` with ``end``)."""
         from ..data.scene import render_views, sample_scene, scene_seed, source_geometry
 
-        scene = sample_scene(scene_seed(self.seed, self.split, index), self.split, self.size)
+        scene = sample_scene(scene_seed(self.seed, self.split, index), self.split, self.size,
+                             floaters=self.floaters_of(index))
         st = scene.tensors()
         K = scene.K
         geometry = scene.geometry or source_geometry(st, K, self.size)

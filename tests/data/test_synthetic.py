@@ -252,3 +252,27 @@ def test_prefetcher_yields_the_items_in_order_and_passes_errors_on():
     next(it)
     with pytest.raises(ValueError, match="bad scene"):
         next(it)
+
+
+def test_floaters_hover_behind_a_box_and_leave_the_rest_of_the_scene_as_it_was():
+    seen = 0
+    for i in range(3):
+        seed = scene_seed(0, "train", i)
+        plain = sample_scene(seed, "train", (96, 128))
+        scene = sample_scene(seed, "train", (96, 128), floaters=3)
+        n = len(plain.rects)
+        scale = scene.rects[0].texel_scale / plain.rects[0].texel_scale  # normalisation
+        assert [r.name for r in scene.rects[:n]] == [r.name for r in plain.rects]
+        assert torch.equal(scene.atlas[:, :, :plain.atlas.shape[2]], plain.atlas)
+        assert all(np.allclose(np.array(b.origin) * scale, a.origin, rtol=1e-5)
+                   for a, b in zip(plain.rects, scene.rects[:n]))
+        floaters = scene.rects[n:]
+        assert sorted({r.name.split(".")[0] for r in floaters}) == ["floater0", "floater1",
+                                                                    "floater2"]
+        box_fronts = [r.origin[2] for r in scene.rects[:n] if r.name.endswith(".front")]
+        for r in floaters:
+            if r.name.endswith(".front"):
+                assert min(box_fronts) < r.origin[2]  # behind some box
+        visible = scene.geometry["rect"] >= n
+        seen += int(visible.sum())
+    assert seen > 0

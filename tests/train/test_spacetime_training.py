@@ -354,3 +354,20 @@ def test_point_indices_made_in_the_workers_pick_the_points_in_the_clouds_order()
         feats = torch.randn(ldi.num_layers, 6, *ldi.size)
         assert index.numel() == int(ldi.coverage.sum())
         assert torch.equal(point_features(ldi, feats, index), point_features(ldi, feats))
+
+
+def test_a_share_of_the_synthetic_scenes_get_floaters_the_same_every_time():
+    from cinemagraph.train.spacetime_samples import build_scene_source
+
+    none = build_scene_source(_data())
+    some = build_scene_source(_data(floaters=0.5))
+    counts = [some.floaters_of(i) for i in range(40)]
+    assert all(none.floaters_of(i) == 0 for i in range(40))
+    assert 5 < sum(c > 0 for c in counts) < 35 and all(c in (0, 2, 3, 4) for c in counts)
+    assert counts == [build_scene_source(_data(floaters=0.5)).floaters_of(i) for i in range(40)]
+    index = counts.index(max(counts))
+    raw = some.scene(index, "anim", None, [3], end=False)
+    ref = none.scene(index, "anim", None, [3], end=False)
+    assert not torch.equal(raw["image"], ref["image"])
+    with pytest.raises(UserError, match="floaters"):
+        build_scene_source(_data(floaters=1.5))
