@@ -37,6 +37,11 @@ end photo's, which shares it) has its disparity blurred (:func:`soften_depth`, a
 where the synthetic ground truth is exact; the targets stay exact. So the networks learn the
 artefacts that soft depth edges leave (points stretched across an edge, a layer cut through
 an object), which is what they meet in real photos.
+
+Floaters (``floaters``, the share of synthetic scenes they go into, chosen by scene): 2-4
+small boxes hovering just behind a box's silhouette (see
+:func:`cinemagraph.data.scene.sample_scene`), so that small island layers between a near and a
+far layer, like a photo's hand or branch, are common in training.
 """
 
 from __future__ import annotations

@@ -371,3 +371,23 @@ def test_a_share_of_the_synthetic_scenes_get_floaters_the_same_every_time():
     assert not torch.equal(raw["image"], ref["image"])
     with pytest.raises(UserError, match="floaters"):
         build_scene_source(_data(floaters=1.5))
+
+
+def test_the_unreleased_candidate_loads_but_is_never_found_by_default(monkeypatch):
+    import hashlib
+    from pathlib import Path
+
+    from cinemagraph.models.spacetime import find_spacetime
+
+    root = Path(__file__).resolve().parents[2] / "pretrained"
+    candidate = root / "candidates" / "spacetime_base_unreleased_2026-11-25.safetensors"
+    if not candidate.is_file():
+        pytest.skip("no candidate weights in this checkout")
+    readme = (root / "candidates" / "README.md").read_text()
+    assert hashlib.sha256(candidate.read_bytes()).hexdigest() in readme
+    model = load_spacetime(candidate)  # still fits the current 'base' layout
+    assert model.preset == "base"
+    monkeypatch.delenv("CINEMAGRAPH_WEIGHTS", raising=False)
+    found = find_spacetime(None)
+    assert found is None or "candidates" not in str(found)
+    assert find_spacetime(root / "candidates") is None
