@@ -25,7 +25,7 @@ setup(
         "safetensors",
     ],
     extras_require={
-        "dev": ["pytest", "lz4"],
+        "dev": ["pytest", "lz4", "timm", "lpips", "torchvision"],  # the tests cover the learned parts
         "train": ["lz4"],
         "learned": ["timm", "lpips", "torchvision"],
     },

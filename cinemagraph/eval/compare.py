@@ -12,8 +12,10 @@ only (:mod:`cinemagraph.eval.metrics`). Depth is the ground truth (``--depth gt`
 built-in estimate (``--depth estimated``); the table says which.
 
 Writes to ``--out``: ``table.md`` (mean over scenes of the per-scene scores: PSNR of the
-scene's MSE over all frames and paths, SSIM and LPIPS averaged over them; with the number of
-scenes), ``per_scene.csv`` and ``contact_sheet.png`` (the middle
+scene's MSE over all frames and paths, SSIM and LPIPS averaged over them; and frame 0's worst
+32x32 window error over the paths (:func:`~cinemagraph.eval.metrics.worst_window`, 8-bit
+steps): the paths start at the source camera before anything moves, so frame 0 is the photo,
+and a method that changes it there shows it; with the number of scenes), ``per_scene.csv`` and ``contact_sheet.png`` (the middle
 frame of a few scenes: ground truth, then each method). Deterministic: the same data give
 the same numbers on the same device.
 """
@@ -119,12 +121,13 @@ def evaluate(cfg, progress: bool = True) -> dict:
         motion = MotionField(scene.flow.to(device), scene.mask.to(device))
         shown = {}
         for method in methods:
-            scores = {"psnr": [], "ssim": [], "lpips": []}
+            scores = {"psnr": [], "ssim": [], "lpips": [], "frame0": []}
             for name, path in scene.paths.items():
                 inp = MethodInput(image, depth, motion, path, scene.K.to(device))
                 with torch.no_grad():
                     frames = METHODS[method](inp).cpu()
                 target, valid = scene.frames[name], scene.valid[name]
+                scores["frame0"].append(metrics.worst_window(frames[0], target[0], valid[0]))
                 for t in range(frames.shape[0]):
                     scores["psnr"].append(metrics.mse(frames[t], target[t], valid[t]))
                     scores["ssim"].append(metrics.ssim(frames[t], target[t], valid[t]))
@@ -137,7 +140,8 @@ def evaluate(cfg, progress: bool = True) -> dict:
             records.append({"scene": scene.name, "method": method,
                             "psnr": metrics.psnr_of_mse(scores["psnr"]),
                             "ssim": metrics.mean(scores["ssim"]),
-                            "lpips": metrics.mean(scores["lpips"]) if scores["lpips"] else math.nan})
+                            "lpips": metrics.mean(scores["lpips"]) if scores["lpips"] else math.nan,
+                            "frame0_window": max(scores["frame0"])})
             if bar is not None:
                 bar.update(1)
         if shown:
@@ -154,13 +158,17 @@ def table(result: dict) -> str:
     lines = [f"Scenes: {result['scenes']}; cameras: {', '.join(result['cameras'])}; depth: "
              f"{'ground truth' if result['depth'] == 'gt' else 'estimated (built-in prior)'}; "
              "ground-truth motion; metrics on valid pixels.", "",
-             "| method | PSNR ↑ | SSIM ↑ | LPIPS ↓ |", "|---|---|---|---|"]
+             "| method | PSNR ↑ | SSIM ↑ | LPIPS ↓ | frame 0 worst window ↓ |",
+             "|---|---|---|---|---|"]
     for method in result["methods"]:
         rows = [r for r in result["records"] if r["method"] == method]
         p = metrics.mean(r["psnr"] for r in rows)
         s = metrics.mean(r["ssim"] for r in rows)
         lp = "n/a" if result["lpips_reason"] else f"{metrics.mean(r['lpips'] for r in rows):.4f}"
-        lines.append(f"| {LABELS[method]} | {p:.2f} | {s:.4f} | {lp} |")
+        f0 = max(r["frame0_window"] for r in rows)
+        lines.append(f"| {LABELS[method]} | {p:.2f} | {s:.4f} | {lp} | {f0:.1f} |")
+    lines += ["", "Frame 0 worst window: the largest mean error over a 32x32 block of frame 0 "
+              "(the photo, at the source camera) in 8-bit steps, the worst over scenes and paths."]
     if result["lpips_reason"]:
         lines += ["", f"LPIPS n/a: {result['lpips_reason']}."]
     return "\n".join(lines) + "\n"
@@ -185,7 +193,8 @@ def save(result: dict, out: Path, overwrite: bool) -> None:
 
     def write_csv(p):
         with open(p, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=["scene", "method", "psnr", "ssim", "lpips"])
+            writer = csv.DictWriter(f, fieldnames=["scene", "method", "psnr", "ssim", "lpips",
+                                                   "frame0_window"])
             writer.writeheader()
             writer.writerows(result["records"])
 

@@ -18,6 +18,10 @@ truth is defined). Every metric is averaged over the valid pixels only.
   ``python -c "import torchvision; torchvision.models.alexnet(weights='DEFAULT')"``). Where
   they are absent LPIPS is not computed and the reason is reported; no other network is ever
   used in its place.
+* Worst window: the largest mean, over a ``window`` x ``window`` block of pixels, of each
+  pixel's largest channel error, in 8-bit steps, invalid pixels counting 0. It finds a local
+  change that a frame's PSNR averages away (the comparison reports it on frame 0, which
+  should be the photo).
 """
 
 from __future__ import annotations
@@ -55,6 +59,15 @@ def psnr_of_mse(values) -> float:
         return float("nan")
     m = float(arr.mean())
     return math.inf if m == 0.0 else 10.0 * math.log10(1.0 / m)
+
+
+def worst_window(pred: Tensor, target: Tensor, valid: Tensor, window: int = 32) -> float:
+    """Return the largest ``window`` x ``window`` block mean of the per-pixel largest channel
+    error of ``pred`` against ``target`` (valid pixels; the rest count 0), in 8-bit steps."""
+    err = (pred.double() - target.double()).abs().amax(0) * valid
+    size = min(window, *err.shape)
+    blocks = torch.nn.functional.avg_pool2d(err[None, None], size, stride=1)
+    return float(blocks.max()) * 255.0
 
 
 def ssim(pred: Tensor, target: Tensor, valid: Tensor) -> float:

@@ -40,6 +40,19 @@ def test_psnr_and_ssim_on_known_images():
     assert metrics.ssim(c, a, valid) < 0.999
 
 
+def test_the_worst_window_finds_a_local_change_that_psnr_averages_away():
+    target = torch.full((3, 64, 96), 0.5)
+    valid = torch.ones(64, 96, dtype=torch.bool)
+    pred = target.clone()
+    assert metrics.worst_window(pred, target, valid) == 0.0
+    pred[1, 10:42, 50:82] += 0.1  # one 32x32 block, one channel, 25.5 8-bit steps
+    assert metrics.worst_window(pred, target, valid) == pytest.approx(25.5)
+    assert metrics.psnr(pred, target, valid) > 32  # a frame that scores well
+    assert metrics.worst_window(pred, target, valid, window=64) == pytest.approx(25.5 / 4)
+    valid[:, 50:] = False  # invalid pixels count 0
+    assert metrics.worst_window(pred, target, valid) == 0.0
+
+
 def test_metrics_ignore_invalid_pixels():
     a = torch.full((3, 16, 16), 0.5)
     b = a.clone()
@@ -111,9 +124,10 @@ def test_ground_truth_scores_perfectly_and_noise_badly(dataset, tmp_path, monkey
     rows = {r.split(",")[1]: r.split(",") for r in (out / "per_scene.csv").read_text().splitlines()[1:]}
     assert float(rows["oracle"][2]) == math.inf and float(rows["oracle"][3]) == pytest.approx(1.0)
     assert float(rows["noise"][2]) < 12 and float(rows["noise"][3]) < 0.2
+    assert float(rows["oracle"][5]) == 0.0 and float(rows["noise"][5]) > 60  # frame 0's window
     assert (out / "table.md").exists() and (out / "contact_sheet.png").exists()
     table = capsys.readouterr().out
-    assert "| oracle | inf |" in table and "Scenes: 2" in table
+    assert "| oracle | inf |" in table and "| 0.0 |" in table and "Scenes: 2" in table
     # Results are not overwritten without --overwrite; a wrong method name is an error.
     assert compare_main(["--data", str(dataset), "--methods", "noise", "--out", str(out)]) == 2
     assert compare_main(["--data", str(dataset), "--methods", "magic", "--out", str(tmp_path / "x")]) == 2
