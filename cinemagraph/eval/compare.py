@@ -13,11 +13,11 @@ built-in estimate (``--depth estimated``); the table says which.
 
 Writes to ``--out``: ``table.md`` (mean over scenes of the per-scene scores: PSNR of the
 scene's MSE over all frames and paths, SSIM and LPIPS averaged over them; and frame 0's worst
-32x32 window error over the paths (:func:`~cinemagraph.eval.metrics.worst_window`, 8-bit
-steps): the paths start at the source camera before anything moves, so frame 0 is the photo,
-and a method that changes it there shows it; with the number of scenes), ``per_scene.csv`` and ``contact_sheet.png`` (the middle
-frame of a few scenes: ground truth, then each method). Deterministic: the same data give
-the same numbers on the same device.
+32x32 window error over the paths, :func:`~cinemagraph.eval.metrics.worst_window`, in 8-bit
+steps: the paths start at the source camera before anything moves, so frame 0 is the photo,
+and a method that changes it there shows it; with the number of scenes), ``per_scene.csv``
+and ``contact_sheet.png`` (the middle frame of a few scenes: ground truth, then each
+method). Deterministic: the same data give the same numbers on the same device.
 """
 
 from __future__ import annotations

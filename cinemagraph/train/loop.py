@@ -135,7 +135,8 @@ class Trainer:
     def batches(self, dataset):
         """Yield batches forever: new ones (:meth:`new_batches`), each followed by
         ``trainer.replay`` batches drawn again from the last ``trainer.replay_buffer`` new
-        ones (the draws seeded by the run's seed and the step, the same on every rank)."""
+        ones (the draws seeded by the run's seed and the new batch's number, the same on every
+        rank and run)."""
         t = self.cfg.trainer
         replay = max(0, int(t.replay))
         start = self.step // (1 + replay)  # a resumed run continues with the next new batch
