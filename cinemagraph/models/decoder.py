@@ -14,11 +14,15 @@ from ..render.blend import symmetric_blend_weight
 class SplattedFrame(NamedTuple):
     """One splatted cloud: ``features (1, C, H, W)`` premultiplied by opacity,
     ``alpha (1, 1, H, W)`` accumulated opacity, ``depth (1, 1, H, W)`` composited z-depth
-    (opacity-normalised; undefined where ``alpha`` is 0)."""
+    (opacity-normalised; undefined where ``alpha`` is 0), and ``displacement
+    (1, 2, H, W)``, where known: how far, in pixels ``(x, y)``, the points seen at a pixel
+    have moved from their pixels in the photo (composited and normalised as the depth; zero
+    at the source camera before anything moves)."""
 
     features: Tensor
     alpha: Tensor
     depth: Tensor
+    displacement: Tensor | None = None
 
 
 class Decoder(Protocol):

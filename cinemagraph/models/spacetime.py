@@ -19,7 +19,10 @@ decoder's output is a correction added to the built-in compositing decoder's fra
 (:class:`~cinemagraph.models.decoder.CompositingDecoder`), ``frame = composite + 2 (d - 0.5)``
 with ``d`` the decoder's sigmoid output. Their decoder also sees that composite and its
 confidence (:data:`COMPOSITE_CHANNELS`, appended after its blend), so it knows what it
-corrects and where points cover the frame. Its last convolution starts at zero, so an
+corrects and where points cover the frame; and how far the points it sees have moved from
+their pixels in the photo (:data:`DISPLACEMENT_CHANNELS`: ``tanh(d / 4 px)``, premultiplied,
+for the forward and backward frames), so it can tell the photo itself (frame 0 at the source
+camera, nothing moved, nothing to correct) from what moving points and cameras make. Its last convolution starts at zero, so an
 untrained model renders exactly as the built-in decoder and training only has to learn what
 compositing gets wrong (holes, seams, blur). A small network trained from scratch to
 reproduce whole frames stayed 6 dB below compositing after 750 steps (22.5 against 28.2 dB
@@ -52,6 +55,10 @@ PRESETS = tuple(FEATURE_PRESETS)
 #: What the residual presets' decoder sees besides the splats: the built-in composite it
 #: corrects (RGB) and that composite's confidence (1 covered, 0 filled).
 COMPOSITE_CHANNELS = 4
+#: And the displacement (x, y) of the forward and the backward frame's points, in pixels
+#: through ``tanh(d / DISPLACEMENT_SCALE)``.
+DISPLACEMENT_CHANNELS = 4
+DISPLACEMENT_SCALE = 4.0
 #: The file name of our own weights in ``pretrained/``.
 OWN_WEIGHTS = "cinemagraph_spacetime.safetensors"
 
@@ -77,7 +84,8 @@ class SpaceTimeModel(nn.Module):
         self.residual = preset != "official"
         self.img_decoder = ImgDecoder(in_ch=4 + args["out_ch"] + 1, out_ch=3,
                                       base=DECODER_BASE[preset],
-                                      extra_ch=COMPOSITE_CHANNELS if self.residual else 0)
+                                      extra_ch=(COMPOSITE_CHANNELS + DISPLACEMENT_CHANNELS
+                                                if self.residual else 0))
         if self.residual:
             nn.init.zeros_(self.img_decoder.outc.conv.weight)
             nn.init.zeros_(self.img_decoder.outc.conv.bias)
@@ -126,7 +134,8 @@ class SpaceTimeModel(nn.Module):
         # neither of which the networks make: no gradient to record.
         with torch.no_grad():
             base, confidence = CompositingDecoder().fill_batch(forwards, backwards, times)
-            extra = _pad16(torch.cat([base, confidence], 1))
+            moved = torch.cat([_moved(f, b) for f, b in zip(forwards, backwards)])
+            extra = _pad16(torch.cat([base, confidence, moved], 1))
         out = self.img_decoder(x0, x1, t, extra)[..., :h, :w]
         return (base + 2.0 * (out - 0.5)).clamp(0, 1)
 
@@ -145,6 +154,19 @@ class SpaceTimeModel(nn.Module):
         maps = [torch.cat([f.features, ((d - lo) / (hi - lo).clamp_min(1e-6)).clamp(0, 1) * f.alpha], 1)
                 for f, d in zip(frames, disparities)]
         return maps[0], maps[-1]
+
+
+def _moved(forward: SplattedFrame, backward: SplattedFrame | None) -> Tensor:
+    """The decoder's displacement channels ``(1, 4, H, W)`` of one frame (zero where a
+    splat carries none); without a backward frame the forward one stands in, as in
+    :meth:`SpaceTimeModel._maps`."""
+    maps = []
+    for frame in (forward, backward if backward is not None else forward):
+        if frame.displacement is None:
+            maps.append(frame.alpha.new_zeros(1, 2, *frame.alpha.shape[-2:]))
+        else:
+            maps.append(torch.tanh(frame.displacement / DISPLACEMENT_SCALE) * frame.alpha)
+    return torch.cat(maps, 1)
 
 
 class LearnedFeatures:
@@ -207,7 +229,7 @@ def load_spacetime(path: str | Path) -> SpaceTimeModel:
         if preset not in FEATURE_PRESETS:
             raise UserError(f"'{path}' names an unknown preset '{preset}'")
         model = SpaceTimeModel(preset)
-        state = read_checkpoint(path)
+        state = _carry_over(read_checkpoint(path), model, path)
         own = model.state_dict()
         state = {k: v.to(own[k].dtype) if k in own else v for k, v in state.items()}
         missing = sorted(set(own) - set(state))
@@ -225,6 +247,23 @@ def load_spacetime(path: str | Path) -> SpaceTimeModel:
         spec = REGISTRY[name]
         load_weights(getattr(model, name), extract_state_dict(top, spec), spec, str(path))
     return model.eval()
+
+
+def _carry_over(state: dict, model: SpaceTimeModel, path: Path) -> dict:
+    """``state`` of a residual preset saved before the decoder saw the displacement channels,
+    with zero weights on them (so it renders as it did; logged); other states unchanged."""
+    key = "img_decoder.firstconv.weight"
+    own = model.state_dict().get(key)
+    old = state.get(key)
+    if (model.residual and own is not None and old is not None
+            and old.shape[1] == own.shape[1] - DISPLACEMENT_CHANNELS):
+        import logging
+
+        logging.getLogger("cinemagraph.models").info(
+            "'%s' predates the decoder's displacement inputs: they start at zero weight", path)
+        zeros = old.new_zeros(old.shape[0], DISPLACEMENT_CHANNELS, *old.shape[2:])
+        state = {**state, key: torch.cat([old, zeros], 1)}
+    return state
 
 
 def find_spacetime(weights_dir: str | Path | None = None) -> Path | None:

@@ -46,22 +46,33 @@ def splat_cloud(cloud: AnimatedPointCloud, positions: Tensor, world_to_camera: T
                 splatter: Callable = splat_points) -> SplattedFrame:
     """Return the cloud at world ``positions (N, 3)`` splatted from one camera."""
     xy, z, radius_px = _project_cloud(cloud, positions, world_to_camera, K)
-    feats = torch.cat([cloud.features, z[:, None]], dim=1)
+    feats = torch.cat([cloud.features, _geometry(cloud, xy, z, K)], dim=1)
     out = splatter(xy, z, radius_px, feats, size, settings.points_per_pixel)
-    features, depth = out.features[:, :-1], out.features[:, -1:]
-    return SplattedFrame(features, out.alpha, depth / out.alpha.clamp_min(1e-6))
+    features, geometry = out.features[:, :-3], out.features[:, -3:] / out.alpha.clamp_min(1e-6)
+    return SplattedFrame(features, out.alpha, geometry[:, :1], geometry[:, 1:])
 
 
 def plan_cloud_view(cloud: AnimatedPointCloud, positions: Tensor, world_to_camera: Tensor,
                     K: Tensor, size: tuple[int, int],
-                    settings: RenderSettings) -> tuple[SplatPlan, Tensor]:
+                    settings: RenderSettings) -> tuple[SplatPlan, Tensor, Tensor]:
     """Return the :class:`~cinemagraph.render.splat.SplatPlan` of what :func:`splat_cloud`
-    splats, and its composited depth ``(1, 1, H, W)``; the cloud's features are not needed
+    splats, its composited depth ``(1, 1, H, W)`` and displacement ``(1, 2, H, W)`` (see
+    :class:`~cinemagraph.models.decoder.SplattedFrame`); the cloud's features are not needed
     (apply any with :func:`~cinemagraph.render.splat.apply_splat_plan`)."""
     xy, z, radius_px = _project_cloud(cloud, positions, world_to_camera, K)
     plan = plan_splat(xy, z, radius_px, size, settings.points_per_pixel)
-    depth = apply_splat_plan(plan, z[:, None]).features / plan.alpha.clamp_min(1e-6)
-    return plan, depth
+    geometry = apply_splat_plan(plan, _geometry(cloud, xy, z, K)).features
+    geometry = geometry / plan.alpha.clamp_min(1e-6)
+    return plan, geometry[:, :1], geometry[:, 1:]
+
+
+def _geometry(cloud: AnimatedPointCloud, xy: Tensor, z: Tensor, K: Tensor) -> Tensor:
+    """Per point ``(N, 3)``: camera depth, and the displacement ``(x, y)`` in pixels from
+    where the photo shows the point. The cloud's pixels are those of its layers, which
+    extend past the photo by a border: they are shifted by the difference of the principal
+    points (the view's and the cloud's) into the view's frame."""
+    source = cloud.pixels - (cloud.K[:2, 2] - K[:2, 2]).to(cloud.pixels)
+    return torch.cat([z[:, None], xy - source], dim=1)
 
 
 def _project_cloud(cloud: AnimatedPointCloud, positions: Tensor, world_to_camera: Tensor,

@@ -83,8 +83,8 @@ class SpaceTimeRender(nn.Module):
 
 
 def _splatted(planned, points: Tensor) -> SplattedFrame:
-    plan, depth = planned
-    return SplattedFrame(apply_splat_plan(plan, points).features, plan.alpha, depth)
+    plan, depth, displacement = planned
+    return SplattedFrame(apply_splat_plan(plan, points).features, plan.alpha, depth, displacement)
 
 
 class SpaceTimeTrainer(Trainer):

@@ -293,8 +293,8 @@ def to_device(item: dict, device) -> dict:
         moved = dict(s)
         for key in ("forward", "backward"):
             if s[key] is not None:
-                plan, depth = s[key]
-                moved[key] = (plan.to(device), move(depth))
+                plan, depth, displacement = s[key]
+                moved[key] = (plan.to(device), move(depth), move(displacement))
         moved["target"], moved["valid"] = move(s["target"]), move(s["valid"])
         samples.append(moved)
     return {**item, "ldi": move_ldi(item["ldi"]), "end_ldi": move_ldi(item["end_ldi"]),

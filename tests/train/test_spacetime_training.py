@@ -94,12 +94,14 @@ def test_the_residual_decoder_sees_the_composite_it_corrects(tmp_path):
     import torch.nn.functional as F
 
     from cinemagraph.models.decoder import CompositingDecoder, SplattedFrame
-    from cinemagraph.models.spacetime import COMPOSITE_CHANNELS, save_spacetime
+    from cinemagraph.models.spacetime import (COMPOSITE_CHANNELS, DISPLACEMENT_CHANNELS,
+                                              save_spacetime)
 
+    c, d = COMPOSITE_CHANNELS, DISPLACEMENT_CHANNELS
     g = torch.Generator().manual_seed(3)
     model = SpaceTimeModel("small").eval()
     first = model.img_decoder.firstconv.weight
-    assert first.shape[1] == 4 + model.feature_channels + 1 + COMPOSITE_CHANNELS
+    assert first.shape[1] == 4 + model.feature_channels + 1 + c + d
     assert SpaceTimeModel("official").img_decoder.firstconv.weight.shape[1] == 37
     torch.nn.init.normal_(model.img_decoder.outc.conv.weight, std=0.05, generator=g)
     channels = 4 + model.feature_channels
@@ -109,22 +111,52 @@ def test_the_residual_decoder_sees_the_composite_it_corrects(tmp_path):
                         1 + torch.rand(1, 1, 36, 50, generator=g))
     with torch.no_grad():
         before = model.decode(fwd, None, 0.0)
-        first[:, -COMPOSITE_CHANNELS:] += 0.1 * torch.randn(first.shape[0], COMPOSITE_CHANNELS, 7, 7,
-                                                             generator=g)
+        first[:, -(c + d):-d] += 0.1 * torch.randn(first.shape[0], c, 7, 7, generator=g)
         after = model.decode(fwd, None, 0.0)
         base, confidence = CompositingDecoder().fill_batch([fwd], [None], [0.0])
         x0, x1 = (F.pad(x, (0, 14, 0, 12), mode="replicate") for x in SpaceTimeModel._maps(fwd, None))
-        extra = F.pad(torch.cat([base, confidence], 1), (0, 14, 0, 12), mode="replicate")
+        extra = torch.cat([base, confidence, torch.zeros(1, d, 36, 50)], 1)  # no displacement
+        extra = F.pad(extra, (0, 14, 0, 12), mode="replicate")
         y = model.img_decoder(x0, x1, 0.0, extra)[..., :36, :50]
     assert (after - before).abs().max() > 1e-3  # the composite's channels reach the output
     assert torch.allclose(after, (base + 2 * (y - 0.5)).clamp(0, 1), atol=1e-6)
     assert confidence[..., :10, :].max() == 0 and confidence.max() == 1
     # Weights of the layout before the composite input are refused in one line.
     old = SpaceTimeModel("small")
-    old.img_decoder.firstconv.weight = torch.nn.Parameter(first[:, :-COMPOSITE_CHANNELS].clone())
+    old.img_decoder.firstconv.weight = torch.nn.Parameter(first[:, :-(c + d)].clone())
     save_spacetime(old, tmp_path / "old.safetensors")
     with pytest.raises(UserError, match="does not fit the 'small' preset"):
         load_spacetime(tmp_path / "old.safetensors")
+
+
+def test_the_decoder_sees_the_displacement_and_older_weights_carry_over_blind_to_it(tmp_path):
+    from cinemagraph.models.decoder import SplattedFrame
+    from cinemagraph.models.spacetime import DISPLACEMENT_CHANNELS, save_spacetime
+
+    d = DISPLACEMENT_CHANNELS
+    g = torch.Generator().manual_seed(4)
+    model = SpaceTimeModel("small").eval()
+    torch.nn.init.normal_(model.img_decoder.outc.conv.weight, std=0.05, generator=g)
+    first = model.img_decoder.firstconv.weight
+    alpha = torch.rand(1, 1, 32, 48, generator=g)
+    feats = torch.rand(1, 4 + model.feature_channels, 32, 48, generator=g) * alpha
+    depth = 1 + torch.rand(1, 1, 32, 48, generator=g)
+    still = SplattedFrame(feats, alpha, depth, torch.zeros(1, 2, 32, 48))
+    moved = SplattedFrame(feats, alpha, depth, 3 * torch.randn(1, 2, 32, 48, generator=g))
+    with torch.no_grad():
+        assert torch.equal(model.decode(still, None, 0.0),
+                           model.decode(SplattedFrame(feats, alpha, depth), None, 0.0))
+        assert (model.decode(moved, None, 0.0) - model.decode(still, None, 0.0)).abs().max() > 1e-3
+    # Our weights from before the displacement inputs load with zero weights on them.
+    old = SpaceTimeModel("small")
+    old.load_state_dict(model.state_dict())
+    old.img_decoder.firstconv.weight = torch.nn.Parameter(first[:, :-d].clone())
+    save_spacetime(old, tmp_path / "old.safetensors", half=False)
+    carried = load_spacetime(tmp_path / "old.safetensors")
+    assert torch.equal(carried.img_decoder.firstconv.weight[:, :-d], first[:, :-d])
+    assert not carried.img_decoder.firstconv.weight[:, -d:].any()
+    with torch.no_grad():
+        assert torch.equal(carried.decode(moved, None, 0.0), carried.decode(still, None, 0.0))
 
 
 def test_two_steps_on_real_video_layout(tmp_path):
@@ -209,14 +241,44 @@ def test_a_planned_view_splats_as_the_render():
     for step, backward in ((0, False), (5, False), (2, True)):
         positions = rendered.cloud.positions(step, backward)
         want = splat_cloud(rendered.cloud, positions, pose, K, (48, 64), settings)
-        plan, depth = plan_cloud_view(planned.cloud, planned.cloud.positions(step, backward),
-                                      pose, K, (48, 64), settings)
+        plan, depth, moved = plan_cloud_view(planned.cloud,
+                                             planned.cloud.positions(step, backward),
+                                             pose, K, (48, 64), settings)
         feats = point_features(planned.ldi, RGBDisparityFeatures()(planned.ldi))
         got = apply_splat_plan(plan, feats)
         assert torch.allclose(got.features, want.features, atol=1e-5)
         assert torch.equal(plan.alpha, want.alpha)
         covered = want.alpha > 1e-3
         assert torch.allclose(depth[covered], want.depth[covered], rtol=1e-5)
+        assert torch.allclose(moved * covered, want.displacement * covered, atol=1e-3)
+
+
+def test_displacement_is_zero_at_the_source_camera_and_follows_the_flow_and_the_camera():
+    from cinemagraph.motion.field import MotionField
+    from cinemagraph.pipeline import Components, build_scene
+    from cinemagraph.render.pipeline import RenderSettings, splat_cloud
+
+    source = SpaceTimeSamples(_data()).source
+    raw = source.scene(1, "nvs", "circle", [3], end=False)
+    mask = raw["mask"][None]
+    motion = MotionField(raw["motion"][None] * mask, mask.bool())
+    scene = build_scene(raw["image"][None], raw["depth"][None], motion, 8, Components(),
+                        border=0.1)
+    cloud, K, eye, settings = scene.cloud, raw["K"], torch.eye(4), RenderSettings()
+    still = splat_cloud(cloud, cloud.positions(0), eye, K, (48, 64), settings)
+    covered = still.alpha > 0.5
+    assert covered.float().mean() > 0.9
+    assert (still.displacement * covered).abs().amax() < 1e-3  # the photo itself
+    flowing = splat_cloud(cloud, cloud.positions(3), eye, K, (48, 64), settings)
+    fluid = (mask[:, 0] > 0.5)[:, None] & (flowing.alpha > 0.5) & (still.alpha > 0.5)
+    speed = (raw["motion"][None] * mask).norm(dim=1, keepdim=True)
+    moved = flowing.displacement.norm(dim=1, keepdim=True)
+    assert moved[fluid].mean() > 1.5 * speed[fluid].mean()  # about 3 frames' worth
+    static = ~fluid & (flowing.alpha > 0.99) & (speed < 1e-6)  # but where fluid points arrive
+    assert moved[static].mean() < 0.1 * moved[fluid].mean()
+    pose = raw["path"].world_to_camera[3]
+    seen = splat_cloud(cloud, cloud.positions(0), pose, raw["path"].K[3], (48, 64), settings)
+    assert (seen.displacement.norm(dim=1) * (seen.alpha[:, 0] > 0.5)).amax() > 0.5
 
 
 def test_two_frame_samples_lift_the_backward_cloud_from_the_end_photo():
