@@ -447,7 +447,7 @@ def test_the_unreleased_candidate_loads_but_is_never_found_by_default(monkeypatc
         pytest.skip("no candidate weights in this checkout")
     readme = (root / "candidates" / "README.md").read_text()
     assert hashlib.sha256(candidate.read_bytes()).hexdigest() in readme
-    model = load_spacetime(candidate)  # still fits the current 'base' layout
+    model = load_spacetime(candidate)  # fits the current layout (carried over where needed)
     assert model.preset == "base"
     monkeypatch.delenv("CINEMAGRAPH_WEIGHTS", raising=False)
     found = find_spacetime(None)
