@@ -27,7 +27,9 @@ class SplattedFrame(NamedTuple):
 
 class Decoder(Protocol):
     """Maps the forward and backward splats of frame ``t`` (``time = t / N``) to RGB
-    ``(1, 3, H, W)``. The learned image decoder plugs in here."""
+    ``(1, 3, H, W)``. The learned image decoder plugs in here. A decoder whose
+    ``reads_displacement`` is true gets the splats' ``displacement`` (it costs a splat two
+    more channels, so others go without)."""
 
     description: str
 

@@ -22,12 +22,12 @@ confidence (:data:`COMPOSITE_CHANNELS`, appended after its blend), so it knows w
 corrects and where points cover the frame; and how far the points it sees have moved from
 their pixels in the photo (:data:`DISPLACEMENT_CHANNELS`: ``tanh(d / 4 px)``, premultiplied,
 for the forward and backward frames), so it can tell the photo itself (frame 0 at the source
-camera, nothing moved, nothing to correct) from what moving points and cameras make. Its last convolution starts at zero, so an
-untrained model renders exactly as the built-in decoder and training only has to learn what
-compositing gets wrong (holes, seams, blur). A small network trained from scratch to
-reproduce whole frames stayed 6 dB below compositing after 750 steps (22.5 against 28.2 dB
-on our validation scenes), which is why. A weight file is
-either the official training checkpoint (``model_STEP.pth``, a dict holding ``feature_net``
+camera, nothing moved, nothing to correct) from what moving points and cameras make. Its
+last convolution starts at zero, so an untrained model renders exactly as the built-in
+decoder and training only has to learn what compositing gets wrong (holes, seams, blur). A
+small network trained from scratch to reproduce whole frames stayed 6 dB below compositing
+after 750 steps (22.5 against 28.2 dB on our validation scenes), which is why. A weight file
+is either the official training checkpoint (``model_STEP.pth``, a dict holding ``feature_net``
 and ``img_decoder``; official preset) or our safetensors with keys ``feature_net.*`` and
 ``img_decoder.*`` and the preset in its metadata.
 """
@@ -35,6 +35,7 @@ and ``img_decoder``; official preset) or our safetensors with keys ``feature_net
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import torch
@@ -48,6 +49,8 @@ from .decoder import SplattedFrame
 from .feature_net import PRESETS as FEATURE_PRESETS
 from .feature_net import ResUNet
 from .img_decoder import ImgDecoder
+
+log = logging.getLogger("cinemagraph.models")
 
 #: Decoder base width by preset (the feature widths are in ``feature_net.PRESETS``).
 DECODER_BASE = {"official": 32, "base": 16, "small": 8}
@@ -186,6 +189,7 @@ class LearnedDecoder:
 
     def __init__(self, model: SpaceTimeModel, description: str, dtype: torch.dtype = torch.float32):
         self.model, self.description, self.dtype = model, description, dtype
+        self.reads_displacement = model.residual
 
     @torch.no_grad()
     def __call__(self, forward: SplattedFrame, backward: SplattedFrame | None, time: float) -> Tensor:
@@ -257,10 +261,7 @@ def _carry_over(state: dict, model: SpaceTimeModel, path: Path) -> dict:
     old = state.get(key)
     if (model.residual and own is not None and old is not None
             and old.shape[1] == own.shape[1] - DISPLACEMENT_CHANNELS):
-        import logging
-
-        logging.getLogger("cinemagraph.models").info(
-            "'%s' predates the decoder's displacement inputs: they start at zero weight", path)
+        log.info("'%s' predates the decoder's displacement inputs: they start at zero weight", path)
         zeros = old.new_zeros(old.shape[0], DISPLACEMENT_CHANNELS, *old.shape[2:])
         state = {**state, key: torch.cat([old, zeros], 1)}
     return state

@@ -43,13 +43,17 @@ def get_splatter(backend: str) -> Callable:
 
 def splat_cloud(cloud: AnimatedPointCloud, positions: Tensor, world_to_camera: Tensor,
                 K: Tensor, size: tuple[int, int], settings: RenderSettings,
-                splatter: Callable = splat_points) -> SplattedFrame:
-    """Return the cloud at world ``positions (N, 3)`` splatted from one camera."""
+                splatter: Callable = splat_points, displacement: bool = False) -> SplattedFrame:
+    """Return the cloud at world ``positions (N, 3)`` splatted from one camera, with the
+    points' displacement where ``displacement`` (a decoder that reads it asks for it)."""
     xy, z, radius_px = _project_cloud(cloud, positions, world_to_camera, K)
-    feats = torch.cat([cloud.features, _geometry(cloud, xy, z, K)], dim=1)
-    out = splatter(xy, z, radius_px, feats, size, settings.points_per_pixel)
-    features, geometry = out.features[:, :-3], out.features[:, -3:] / out.alpha.clamp_min(1e-6)
-    return SplattedFrame(features, out.alpha, geometry[:, :1], geometry[:, 1:])
+    geometry = _geometry(cloud, xy, z, K) if displacement else z[:, None]
+    g = geometry.shape[1]
+    out = splatter(xy, z, radius_px, torch.cat([cloud.features, geometry], dim=1), size,
+                   settings.points_per_pixel)
+    features, geometry = out.features[:, :-g], out.features[:, -g:] / out.alpha.clamp_min(1e-6)
+    return SplattedFrame(features, out.alpha, geometry[:, :1],
+                         geometry[:, 1:] if displacement else None)
 
 
 def plan_cloud_view(cloud: AnimatedPointCloud, positions: Tensor, world_to_camera: Tensor,
@@ -103,11 +107,12 @@ def render_frames(cloud: AnimatedPointCloud, path: CameraPath, size: tuple[int, 
         from tqdm import tqdm
 
         frames = tqdm(frames, desc="rendering", unit="frame")
+    moved = getattr(decoder, "reads_displacement", False)
     for t in frames:
         pose, K = path.world_to_camera[t].to(cloud.K), path.K[t].to(cloud.K)
-        fwd = splat_cloud(cloud, cloud.positions(t), pose, K, size, settings, splatter)
+        fwd = splat_cloud(cloud, cloud.positions(t), pose, K, size, settings, splatter, moved)
         bwd = None
         if animated and settings.symmetric and t > 0:
             bwd = splat_cloud(cloud, cloud.positions(n - t, backward=True), pose, K, size,
-                              settings, splatter)
+                              settings, splatter, moved)
         yield decoder(fwd, bwd, t / n)

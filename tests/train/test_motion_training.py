@@ -153,19 +153,22 @@ def test_the_command_runs_and_sweeps(tmp_path):
     assert "Traceback" not in bad.stderr
 
 
+class Counting(torch.utils.data.Dataset):
+    """Ten items, each its index; remembers which it was asked to make."""
+
+    def __init__(self):
+        self.made = []
+
+    def __len__(self):
+        return 10
+
+    def __getitem__(self, i):
+        self.made.append(i)
+        return torch.tensor([i])
+
+
 def test_a_resumed_epoch_continues_with_the_same_batches_without_making_skipped_items(tmp_path):
     from cinemagraph.train.loop import Trainer
-
-    class Counting(torch.utils.data.Dataset):
-        def __init__(self):
-            self.made = []
-
-        def __len__(self):
-            return 10
-
-        def __getitem__(self, i):
-            self.made.append(i)
-            return torch.tensor([i])
 
     cfg = config(["experiment=motion_synthetic", "trainer.batch_size=2", "trainer.device=cpu",
                   "trainer.num_workers=0"])
@@ -184,17 +187,6 @@ def test_replay_repeats_recent_batches_seeded_and_makes_each_new_batch_once(tmp_
     from itertools import islice
 
     from cinemagraph.train.loop import Trainer
-
-    class Counting(torch.utils.data.Dataset):
-        def __init__(self):
-            self.made = []
-
-        def __len__(self):
-            return 10
-
-        def __getitem__(self, i):
-            self.made.append(i)
-            return torch.tensor([i])
 
     cfg = config(["experiment=motion_synthetic", "trainer.batch_size=2", "trainer.device=cpu",
                   "trainer.num_workers=0", "trainer.replay=2", "trainer.replay_buffer=2"])

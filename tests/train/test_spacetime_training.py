@@ -240,7 +240,8 @@ def test_a_planned_view_splats_as_the_render():
     pose, K, settings = raw["path"].world_to_camera[3], raw["path"].K[3], RenderSettings()
     for step, backward in ((0, False), (5, False), (2, True)):
         positions = rendered.cloud.positions(step, backward)
-        want = splat_cloud(rendered.cloud, positions, pose, K, (48, 64), settings)
+        want = splat_cloud(rendered.cloud, positions, pose, K, (48, 64), settings,
+                           displacement=True)
         plan, depth, moved = plan_cloud_view(planned.cloud,
                                              planned.cloud.positions(step, backward),
                                              pose, K, (48, 64), settings)
@@ -265,11 +266,13 @@ def test_displacement_is_zero_at_the_source_camera_and_follows_the_flow_and_the_
     scene = build_scene(raw["image"][None], raw["depth"][None], motion, 8, Components(),
                         border=0.1)
     cloud, K, eye, settings = scene.cloud, raw["K"], torch.eye(4), RenderSettings()
-    still = splat_cloud(cloud, cloud.positions(0), eye, K, (48, 64), settings)
+    assert splat_cloud(cloud, cloud.positions(0), eye, K, (48, 64), settings).displacement is None
+    still = splat_cloud(cloud, cloud.positions(0), eye, K, (48, 64), settings, displacement=True)
     covered = still.alpha > 0.5
     assert covered.float().mean() > 0.9
     assert (still.displacement * covered).abs().amax() < 1e-3  # the photo itself
-    flowing = splat_cloud(cloud, cloud.positions(3), eye, K, (48, 64), settings)
+    flowing = splat_cloud(cloud, cloud.positions(3), eye, K, (48, 64), settings,
+                          displacement=True)
     fluid = (mask[:, 0] > 0.5)[:, None] & (flowing.alpha > 0.5) & (still.alpha > 0.5)
     speed = (raw["motion"][None] * mask).norm(dim=1, keepdim=True)
     moved = flowing.displacement.norm(dim=1, keepdim=True)
@@ -277,7 +280,8 @@ def test_displacement_is_zero_at_the_source_camera_and_follows_the_flow_and_the_
     static = ~fluid & (flowing.alpha > 0.99) & (speed < 1e-6)  # but where fluid points arrive
     assert moved[static].mean() < 0.1 * moved[fluid].mean()
     pose = raw["path"].world_to_camera[3]
-    seen = splat_cloud(cloud, cloud.positions(0), pose, raw["path"].K[3], (48, 64), settings)
+    seen = splat_cloud(cloud, cloud.positions(0), pose, raw["path"].K[3], (48, 64), settings,
+                       displacement=True)
     assert (seen.displacement.norm(dim=1) * (seen.alpha[:, 0] > 0.5)).amax() > 0.5
 
 
@@ -453,3 +457,33 @@ def test_the_unreleased_candidate_loads_but_is_never_found_by_default(monkeypatc
     found = find_spacetime(None)
     assert found is None or "candidates" not in str(found)
     assert find_spacetime(root / "candidates") is None
+
+
+def test_the_render_splats_the_displacement_only_for_a_decoder_that_reads_it():
+    from cinemagraph.motion.field import MotionField
+    from cinemagraph.pipeline import Components, build_scene
+    from cinemagraph.render.camera import named_path
+    from cinemagraph.render.pipeline import render_frames
+
+    source = SpaceTimeSamples(_data()).source
+    raw = source.scene(1, "anim", None, [3], end=False)
+    mask = raw["mask"][None]
+    motion = MotionField(raw["motion"][None] * mask, mask.bool())
+    scene = build_scene(raw["image"][None], raw["depth"][None], motion, 4, Components())
+
+    class Recording:
+        description = "records what it gets"
+
+        def __init__(self, reads):
+            self.reads_displacement, self.got = reads, []
+
+        def __call__(self, forward, backward, time):
+            self.got += [f.displacement for f in (forward, backward) if f is not None]
+            return forward.features[:, :3]
+
+    path = named_path("zoom-in", 4, raw["K"])
+    reads, ignores = Recording(True), Recording(False)
+    for decoder in (reads, ignores):
+        list(render_frames(scene.cloud, path, (48, 64), decoder))
+    assert len(reads.got) > 4 and all(d is not None and d.shape == (1, 2, 48, 64) for d in reads.got)
+    assert len(ignores.got) == len(reads.got) and all(d is None for d in ignores.got)
