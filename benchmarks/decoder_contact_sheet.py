@@ -2,6 +2,7 @@
 
     python benchmarks/decoder_contact_sheet.py SAMPLES_DIR OUT.png [--weights-dir DIR]
         [--frames 30] [--max-size 512] [--camera zoom-in] [--crops CROPS.png]
+        [--region NAME=X0,Y0,X1,Y1 ...]
 
 ``SAMPLES_DIR`` holds one folder per photo, in the layout of the project's sample photos:
 ``image.jpg`` or ``image.png``, optionally ``image.json`` (moving region and motion hints, labelme
@@ -19,6 +20,12 @@ prints each decoder's PSNR of frame 0 against the photo: the camera paths start 
 source camera and the fluids have not moved yet, so frame 0 should be the photo, the one
 frame of a real photo with a ground truth; also the learned frame 0's largest 32x32 window
 change against the photo, which finds a local change that the PSNR averages away.
+
+``--region NAME=X0,Y0,X1,Y1`` (pixels of the rendered frame, end exclusive; repeatable) also
+prints, for the photo folder ``NAME``, the mean signed change (learned minus built-in, per
+RGB channel, 8-bit steps) over that box in the middle frame and in frame 0: a fixed place to
+follow from one set of weights to the next, such as astronaut_moon's dark glove at
+``--max-size 448``: ``astronaut_moon=170,175,195,200``.
 """
 
 from __future__ import annotations
@@ -61,6 +68,29 @@ def load_photo(folder: Path, max_size: int) -> np.ndarray:
     image = next(p for p in (folder / "image.jpg", folder / "image.png") if p.is_file())
     photo = load_image(image, max_size or None)[0][0].permute(1, 2, 0).numpy()
     return (photo * 255.0 + 0.5).clip(0, 255).astype(np.uint8)
+
+
+def parse_region(text: str) -> tuple[str, tuple[int, int, int, int]]:
+    """``NAME=X0,Y0,X1,Y1`` -> ``(NAME, (x0, y0, x1, y1))``."""
+    name, sep, box = text.partition("=")
+    try:
+        x0, y0, x1, y1 = (int(v) for v in box.split(","))
+    except ValueError:
+        x0 = y0 = x1 = y1 = 0
+    if not sep or not name or not (0 <= x0 < x1 and 0 <= y0 < y1):
+        raise argparse.ArgumentTypeError(
+            f"--region '{text}': give NAME=X0,Y0,X1,Y1 with X0 < X1 and Y0 < Y1, e.g. "
+            "astronaut_moon=170,175,195,200")
+    return name, (x0, y0, x1, y1)
+
+
+def region_change(before: np.ndarray, after: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """Mean of ``after - before`` per channel over ``box`` ``(x0, y0, x1, y1)`` of two
+    ``(H, W, 3)`` frames."""
+    x0, y0, x1, y1 = box
+    if x1 > before.shape[1] or y1 > before.shape[0]:
+        raise SystemExit(f"region {box} does not fit a {before.shape[1]}x{before.shape[0]} frame")
+    return (after[y0:y1, x0:x1].astype(float) - before[y0:y1, x0:x1]).mean((0, 1))
 
 
 def psnr(frame: np.ndarray, photo: np.ndarray) -> float:
@@ -117,7 +147,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--camera", default="zoom-in")
     p.add_argument("--device", default="auto")
     p.add_argument("--crops", type=Path, help="also write the largest change of each photo here")
+    p.add_argument("--region", type=parse_region, action="append", default=[],
+                   metavar="NAME=X0,Y0,X1,Y1", help="also print the mean change over this box")
     args = p.parse_args(argv)
+    regions = {}
+    for name, box in args.region:
+        regions.setdefault(name, []).append(box)
     folders = sorted(f for f in args.samples.iterdir() if f.is_dir())
     rows, crops = [], []
     with tempfile.TemporaryDirectory() as tmp:
@@ -136,6 +171,12 @@ def main(argv: list[str] | None = None) -> int:
                   f"window {worst:.1f} / 255 at (x {x}, y {y}); frame 0 against the photo: "
                   f"built-in {first[0]:.2f} dB, learned {first[1]:.2f} dB (largest window "
                   f"{first_worst:.1f} / 255 at (x {fx}, y {fy}))", flush=True)
+            for box in regions.get(folder.name, []):
+                middle = region_change(*pair, box)
+                start = region_change(renders[0][1], renders[1][1], box)
+                print(f"{folder.name}: region {box}: learned - built-in, middle frame "
+                      f"{np.round(middle, 1).tolist()}, frame 0 {np.round(start, 1).tolist()}",
+                      flush=True)
     _write(args.out, _stack(rows))
     if args.crops:
         _write(args.crops, _stack(crops))
