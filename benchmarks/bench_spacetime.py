@@ -1,5 +1,6 @@
 """Time the feature network (once per photo, on its layers) and the image decoder (every
-frame) at 1280x720, fp32 and bf16, for each preset; the built-in compositing decoder in the
+frame, with the residual presets' composite, displacement inputs and gate) at 1280x720, fp32
+and bf16, for each preset; the built-in compositing decoder in the
 same run (the component the learned one replaces).
 
     python benchmarks/bench_spacetime.py [--device cuda] [--runs 10] [--layers 3]
@@ -43,10 +44,11 @@ def main():
     print("| preset | precision | feature net per photo ms | decoder per frame ms |")
     print("|---|---|---|---|")
 
-    def frame(c):
+    def frame(c):  # with the points' displacement, which the residual presets read
         alpha = torch.rand(1, 1, h, w, device=device)
         return SplattedFrame(torch.rand(1, c, h, w, device=device) * alpha, alpha,
-                             1 + torch.rand(1, 1, h, w, device=device))
+                             1 + torch.rand(1, 1, h, w, device=device),
+                             4 * torch.randn(1, 2, h, w, device=device))
 
     for preset in PRESETS:
         model = SpaceTimeModel(preset).to(device).eval()

@@ -23,13 +23,24 @@ corrects and where points cover the frame; and how far the points it sees have m
 their pixels in the photo (:data:`DISPLACEMENT_CHANNELS`: ``tanh(d / 4 px)``, premultiplied,
 for the forward and backward frames), so it can tell the photo itself (frame 0 at the source
 camera, nothing moved, nothing to correct) from what moving points and cameras make. Its
+correction is applied through a gate (:class:`GeometryGate`) that sees geometry only
+(coverage, confidence, displacement, disparity, time) and none of the colours or features, so
+where the correction applies is decided by the splats' geometry, not by how a photo looks
+(trained, it closed where nothing has moved, which keeps frame 0 the photo, and stayed open
+nearly everywhere else); and on the pixels points cover, only the correction's detail applies
+(the correction minus its Gaussian blur of :data:`DETAIL_SIGMA` pixels, in proportion to the
+confidence), so it can sharpen and mend seams there but cannot shift a whole region's colour
+(trained without this, it brightened the astronaut photo's whole foreground layer once the
+camera moved); in holes it applies whole. Its
 last convolution starts at zero, so an untrained model renders exactly as the built-in
 decoder and training only has to learn what compositing gets wrong (holes, seams, blur). A
 small network trained from scratch to reproduce whole frames stayed 6 dB below compositing
 after 750 steps (22.5 against 28.2 dB on our validation scenes), which is why. A weight file
 is either the official training checkpoint (``model_STEP.pth``, a dict holding ``feature_net``
-and ``img_decoder``; official preset) or our safetensors with keys ``feature_net.*`` and
-``img_decoder.*`` and the preset in its metadata.
+and ``img_decoder``; official preset) or our safetensors with keys ``feature_net.*``,
+``img_decoder.*`` and (residual presets) ``gate.*``, and the preset in its metadata. Our files
+from before the gate load without it or the detail rule and render as they did (logged);
+training adds a fresh gate (:meth:`SpaceTimeModel.add_gate`).
 """
 
 from __future__ import annotations
@@ -62,6 +73,12 @@ COMPOSITE_CHANNELS = 4
 #: through ``tanh(d / DISPLACEMENT_SCALE)``.
 DISPLACEMENT_CHANNELS = 4
 DISPLACEMENT_SCALE = 4.0
+#: Gated models: on covered pixels the correction loses its blur by a Gaussian of this sigma
+#: (pixels): the low frequencies (a region's colour) are the composite's.
+DETAIL_SIGMA = 4.0
+#: What the gate sees: the composite's confidence, the displacement channels, each frame's
+#: coverage (alpha) and normalised disparity, and the time ``t / N``.
+GATE_CHANNELS = 1 + DISPLACEMENT_CHANNELS + 2 + 2 + 1
 #: The file name of our own weights in ``pretrained/``.
 OWN_WEIGHTS = "cinemagraph_spacetime.safetensors"
 
@@ -74,10 +91,32 @@ def _pad16(x: Tensor) -> Tensor:
     return F.pad(x, pad, mode="replicate") if any(pad) else x
 
 
-class SpaceTimeModel(nn.Module):
-    """The feature network and the image decoder of one preset."""
+class GeometryGate(nn.Module):
+    """Where the residual decoder's correction applies, in ``[0, 1]`` per pixel, from the
+    splats' geometry (:data:`GATE_CHANNELS`): four 3x3 convolutions, dilated 1, 2, 4 and 1
+    (a 17-pixel field of view: the seams, holes and moved edges around a pixel), then a
+    sigmoid. It starts uniform at ``sigmoid(bias)``."""
 
-    def __init__(self, preset: str = "official"):
+    def __init__(self, width: int = 16, bias: float = 2.0):
+        super().__init__()
+        layers, cin = [], GATE_CHANNELS
+        for dilation in (1, 2, 4):
+            layers += [nn.Conv2d(cin, width, 3, padding=dilation, dilation=dilation), nn.ReLU()]
+            cin = width
+        self.net = nn.Sequential(*layers, nn.Conv2d(width, 1, 3, padding=1))
+        nn.init.zeros_(self.net[-1].weight)
+        nn.init.constant_(self.net[-1].bias, bias)
+
+    def forward(self, geometry: Tensor) -> Tensor:
+        return torch.sigmoid(self.net(geometry))
+
+
+class SpaceTimeModel(nn.Module):
+    """The feature network and the image decoder of one preset (and, residual presets, the
+    gate of the decoder's correction and its detail-only rule on covered pixels:
+    ``gate=False`` builds one without either, as our weights before them)."""
+
+    def __init__(self, preset: str = "official", gate: bool = True):
         super().__init__()
         if preset not in FEATURE_PRESETS:
             raise ValueError(f"unknown preset '{preset}' (one of {', '.join(PRESETS)})")
@@ -92,6 +131,13 @@ class SpaceTimeModel(nn.Module):
         if self.residual:
             nn.init.zeros_(self.img_decoder.outc.conv.weight)
             nn.init.zeros_(self.img_decoder.outc.conv.bias)
+        self.gate = GeometryGate() if self.residual and gate else None
+
+    def add_gate(self) -> None:
+        """Give a residual model loaded without a gate a fresh one (to train)."""
+        if self.residual and self.gate is None:
+            log.info("the decoder's correction gets a fresh geometry gate")
+            self.gate = GeometryGate().to(self.img_decoder.outc.conv.weight.device)
 
     @property
     def feature_channels(self) -> int:
@@ -139,8 +185,16 @@ class SpaceTimeModel(nn.Module):
             base, confidence = CompositingDecoder().fill_batch(forwards, backwards, times)
             moved = torch.cat([_moved(f, b) for f, b in zip(forwards, backwards)])
             extra = _pad16(torch.cat([base, confidence, moved], 1))
-        out = self.img_decoder(x0, x1, t, extra)[..., :h, :w]
-        return (base + 2.0 * (out - 0.5)).clamp(0, 1)
+            if self.gate is not None:  # confidence, displacement, alpha, disparity, time
+                time = torch.as_tensor(t, dtype=x0.dtype, device=x0.device)
+                time = time.expand(x0.shape[0], 1, *x0.shape[-2:])
+                geometry = torch.cat([extra[:, 3:], x0[:, 3:4], x1[:, 3:4], x0[:, -1:],
+                                      x1[:, -1:], time], 1)
+        out = 2.0 * (self.img_decoder(x0, x1, t, extra) - 0.5)
+        if self.gate is None:  # our weights from before the gate
+            return (base + out[..., :h, :w]).clamp(0, 1)
+        out = (self.gate(geometry) * out)[..., :h, :w]
+        return (base + out - confidence * _blur(out, DETAIL_SIGMA)).clamp(0, 1)
 
     @staticmethod
     def _maps(forward: SplattedFrame, backward: SplattedFrame | None) -> tuple[Tensor, Tensor]:
@@ -157,6 +211,14 @@ class SpaceTimeModel(nn.Module):
         maps = [torch.cat([f.features, ((d - lo) / (hi - lo).clamp_min(1e-6)).clamp(0, 1) * f.alpha], 1)
                 for f, d in zip(frames, disparities)]
         return maps[0], maps[-1]
+
+
+def _blur(x: Tensor, sigma: float) -> Tensor:
+    """``x (B, C, H, W)`` blurred by a Gaussian of ``sigma`` pixels (edges repeated)."""
+    from kornia.filters import gaussian_blur2d
+
+    k = 2 * int(2 * sigma) + 1
+    return gaussian_blur2d(x, (k, k), (sigma, sigma), border_type="replicate")
 
 
 def _moved(forward: SplattedFrame, backward: SplattedFrame | None) -> Tensor:
@@ -232,8 +294,12 @@ def load_spacetime(path: str | Path) -> SpaceTimeModel:
                             "train it again") from None
         if preset not in FEATURE_PRESETS:
             raise UserError(f"'{path}' names an unknown preset '{preset}'")
-        model = SpaceTimeModel(preset)
-        state = _carry_over(read_checkpoint(path), model, path)
+        state = read_checkpoint(path)
+        gated = any(k.startswith("gate.") for k in state)
+        model = SpaceTimeModel(preset, gate=gated)
+        if model.residual and not gated:
+            log.info("'%s' predates the decoder's gate: its correction applies everywhere", path)
+        state = _carry_over(state, model, path)
         own = model.state_dict()
         state = {k: v.to(own[k].dtype) if k in own else v for k, v in state.items()}
         missing = sorted(set(own) - set(state))

@@ -99,10 +99,13 @@ class SpaceTimeDataConfig:
 @dataclass
 class SpaceTimeModelConfig:
     """``preset``: official, base or small (:mod:`cinemagraph.models.spacetime`); ``init``:
-    weights to start from; the discriminator as for the motion network."""
+    weights to start from; ``gate_lr``: the learning rate of the residual presets' gate
+    (null: ``train.lr``; it starts at ``sigmoid(2)``, where its gradient is small, so it may
+    need a higher one; 0 keeps it fixed); the discriminator as for the motion network."""
 
     preset: str = "small"
     init: Optional[str] = None
+    gate_lr: Optional[float] = None
     ndf: int = 64
     n_layers_d: int = 3
     num_d: int = 2

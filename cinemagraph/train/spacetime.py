@@ -98,6 +98,7 @@ class SpaceTimeTrainer(Trainer):
         if model.preset != s.model.preset:
             raise UserError(f"spacetime.model.init holds the '{model.preset}' preset, not "
                             f"'{s.model.preset}'")
+        model.add_gate()  # a residual model from weights that predate it
         self.model = model.to(device).train()
         self.render = SpaceTimeRender(self.model)
         self.D = MultiscaleDiscriminator(3, s.model.ndf, s.model.n_layers_d, s.model.num_d).to(device)
@@ -105,7 +106,13 @@ class SpaceTimeTrainer(Trainer):
             from torch.nn.parallel import DistributedDataParallel as DDP
 
             self.render, self.D = DDP(self.render), DDP(self.D)
-        self.make_optimizers(self.model.parameters(), self.D.parameters())
+        gate = list(model.gate.parameters()) if model.gate is not None else []
+        rest = [p for name, p in model.named_parameters() if not name.startswith("gate.")]
+        groups = [{"params": rest}]
+        if gate:
+            rate = cfg.train.lr if s.model.gate_lr is None else s.model.gate_lr
+            groups.append({"params": gate, "lr": rate})
+        self.make_optimizers(groups, self.D.parameters())
         self.perceptual = None
         if s.loss.perceptual > 0:
             self.perceptual, reason = perceptual_loss_or_reason(device)

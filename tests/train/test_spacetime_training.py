@@ -119,7 +119,12 @@ def test_the_residual_decoder_sees_the_composite_it_corrects(tmp_path):
         extra = F.pad(extra, (0, 14, 0, 12), mode="replicate")
         y = model.img_decoder(x0, x1, 0.0, extra)[..., :36, :50]
     assert (after - before).abs().max() > 1e-3  # the composite's channels reach the output
-    assert torch.allclose(after, (base + 2 * (y - 0.5)).clamp(0, 1), atol=1e-6)
+    from kornia.filters import gaussian_blur2d
+
+    gate = torch.sigmoid(torch.tensor(2.0))  # an untrained gate: uniform
+    r = gate * 2 * (y - 0.5)  # whole in the band, its detail (sigma 4 px) on covered pixels
+    detail = r - confidence * gaussian_blur2d(r, (17, 17), (4.0, 4.0), border_type="replicate")
+    assert torch.allclose(after, (base + detail).clamp(0, 1), atol=1e-6)
     assert confidence[..., :10, :].max() == 0 and confidence.max() == 1
     # Weights of the layout before the composite input are refused in one line.
     old = SpaceTimeModel("small")
@@ -157,6 +162,91 @@ def test_the_decoder_sees_the_displacement_and_older_weights_carry_over_blind_to
     assert not carried.img_decoder.firstconv.weight[:, -d:].any()
     with torch.no_grad():
         assert torch.equal(carried.decode(moved, None, 0.0), carried.decode(still, None, 0.0))
+
+
+def test_on_covered_pixels_only_the_corrections_detail_applies():
+    from cinemagraph.models.decoder import CompositingDecoder, SplattedFrame
+
+    g = torch.Generator().manual_seed(6)
+    model = SpaceTimeModel("small").eval()
+    torch.nn.init.constant_(model.img_decoder.outc.conv.bias, 0.4)  # y = sigmoid(0.4) everywhere
+    alpha = 0.5 + 0.5 * torch.rand(1, 1, 40, 64, generator=g)
+    alpha[..., 12:20, 20:36] = 0.0  # a hole
+    feats = torch.rand(1, 4 + model.feature_channels, 40, 64, generator=g)
+    feats[:, 3:4] = 1.0  # the splatted ones: coverage
+    fwd = SplattedFrame(feats * alpha, alpha, 1 + torch.rand(1, 1, 40, 64, generator=g))
+    with torch.no_grad():
+        out = model.decode(fwd, None, 0.0)
+        base, confidence = CompositingDecoder().fill_batch([fwd], [None], [0.0])
+    r = torch.sigmoid(torch.tensor(2.0)) * 2 * (torch.sigmoid(torch.tensor(0.4)) - 0.5)
+    covered, hole = confidence[0, 0] == 1, confidence[0, 0] == 0
+    assert covered.sum() > 1000 and hole.sum() == 8 * 16
+    # A correction that is the same everywhere is all low frequency: covered pixels keep the
+    # composite's colour, the hole gets it whole.
+    assert (out - base)[..., covered].abs().max() < 1e-5
+    assert torch.allclose((out - base)[..., hole], r.expand(3, 128), atol=1e-5)
+    ungated = SpaceTimeModel("small", gate=False).eval()
+    ungated.load_state_dict({k: v for k, v in model.state_dict().items()
+                             if not k.startswith("gate.")})
+    with torch.no_grad():  # our weights from before the gate: applied everywhere, as they were
+        assert torch.allclose(ungated.decode(fwd, None, 0.0), (base + 2 * (torch.sigmoid(
+            torch.tensor(0.4)) - 0.5)).clamp(0, 1), atol=1e-5)
+
+
+def test_the_gate_sees_geometry_only_and_older_weights_load_and_train_without_one(tmp_path):
+    from cinemagraph.models.decoder import SplattedFrame
+    from cinemagraph.models.spacetime import GATE_CHANNELS, save_spacetime
+
+    g = torch.Generator().manual_seed(5)
+    model = SpaceTimeModel("small").eval()
+    assert SpaceTimeModel("official").gate is None
+    torch.nn.init.normal_(model.img_decoder.outc.conv.weight, std=0.05, generator=g)
+    for p in model.gate.parameters():
+        torch.nn.init.normal_(p, std=0.3, generator=g)
+    seen = []
+    model.gate.register_forward_hook(lambda module, args, out: seen.append((args[0], out)))
+    channels = 4 + model.feature_channels
+    alpha = torch.rand(1, 1, 32, 48, generator=g)
+    alpha[..., :6, :] = 0.0
+    depth = 1 + torch.rand(1, 1, 32, 48, generator=g)
+    moved = 3 * torch.randn(1, 2, 32, 48, generator=g)
+
+    def frame(displacement=moved):
+        feats = torch.rand(1, channels, 32, 48, generator=g)
+        feats[:, 3:4] = 1.0  # the splatted ones: coverage
+        return SplattedFrame(feats * alpha, alpha, depth, displacement)
+
+    with torch.no_grad():
+        a = model.decode(frame(), frame(), 0.4)
+        b = model.decode(frame(), frame(), 0.4)  # other colours and features, same geometry
+        model.decode(frame(torch.zeros_like(moved)), frame(), 0.4)
+    assert seen[0][0].shape[1] == GATE_CHANNELS
+    assert (a - b).abs().max() > 1e-2
+    assert torch.equal(seen[0][0], seen[1][0]) and torch.equal(seen[0][1], seen[1][1])
+    assert (seen[0][1] - seen[2][1]).abs().max() > 1e-3  # the displacement reaches the gate
+    assert seen[0][1].std() > 1e-3  # and it varies over the frame
+    # Our weights from before the gate load without one, render as an ungated model, and
+    # training adds a fresh one with its own learning rate.
+    old = SpaceTimeModel("small", gate=False)
+    old.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("gate.")})
+    save_spacetime(old, tmp_path / "old.safetensors", half=False)
+    loaded = load_spacetime(tmp_path / "old.safetensors")
+    fwd, bwd = frame(), frame()
+    with torch.no_grad():
+        assert loaded.gate is None and torch.equal(loaded.decode(fwd, bwd, 0.4),
+                                                   old.decode(fwd, bwd, 0.4))
+    start = ["experiment=spacetime_small", f"spacetime.model.init={tmp_path / 'old.safetensors'}",
+             "train.lr=1e-4"]
+    cfg = config(start + ["spacetime.model.gate_lr=0.01"] + SMALL)
+    trainer = SpaceTimeTrainer(cfg, tmp_path / "run", torch.device("cpu"))
+    assert trainer.model.gate is not None
+    rates = {id(p): group["lr"] for group in trainer.opt_g.param_groups for p in group["params"]}
+    assert all(rates[id(p)] == 0.01 for p in trainer.model.gate.parameters())
+    assert rates[id(trainer.model.img_decoder.outc.conv.weight)] == 1e-4
+    assert len(rates) == sum(1 for _ in trainer.model.parameters())
+    fixed = SpaceTimeTrainer(config(start + ["spacetime.model.gate_lr=0"] + SMALL),
+                             tmp_path / "fixed", torch.device("cpu"))
+    assert [group["lr"] for group in fixed.opt_g.param_groups] == [1e-4, 0.0]  # 0 is not unset
 
 
 def test_two_steps_on_real_video_layout(tmp_path):
