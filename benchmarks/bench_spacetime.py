@@ -1,7 +1,7 @@
 """Time the feature network (once per photo, on its layers) and the image decoder (every
-frame, with the residual presets' composite, displacement inputs and gate) at 1280x720, fp32
-and bf16, for each preset; the built-in compositing decoder in the
-same run (the component the learned one replaces).
+frame, with the residual presets' composite, displacement inputs, gate and detail rule) at
+1280x720, fp32 and bf16, for each preset; the built-in compositing decoder in the same run
+(the component the learned one replaces).
 
     python benchmarks/bench_spacetime.py [--device cuda] [--runs 10] [--layers 3]
 """
