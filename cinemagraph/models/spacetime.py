@@ -22,25 +22,34 @@ confidence (:data:`COMPOSITE_CHANNELS`, appended after its blend), so it knows w
 corrects and where points cover the frame; and how far the points it sees have moved from
 their pixels in the photo (:data:`DISPLACEMENT_CHANNELS`: ``tanh(d / 4 px)``, premultiplied,
 for the forward and backward frames), so it can tell the photo itself (frame 0 at the source
-camera, nothing moved, nothing to correct) from what moving points and cameras make. Its
-correction is applied through a gate (:class:`GeometryGate`) that sees geometry only
-(coverage, confidence, displacement, disparity, time) and none of the colours or features, so
-where the correction applies is decided by the splats' geometry, not by how a photo looks
-(trained, it closed where nothing has moved, which keeps frame 0 the photo, and stayed open
-nearly everywhere else); and on the pixels points cover, only the correction's detail applies
-(the correction minus its Gaussian blur of :data:`DETAIL_SIGMA` pixels, in proportion to the
-confidence), so it can sharpen and mend seams there but cannot shift a whole region's colour
-(trained without this, it brightened the astronaut photo's whole foreground layer once the
-camera moved); in holes it applies whole. Its
-last convolution starts at zero, so an untrained model renders exactly as the built-in
-decoder and training only has to learn what compositing gets wrong (holes, seams, blur). A
-small network trained from scratch to reproduce whole frames stayed 6 dB below compositing
+camera, nothing moved, nothing to correct) from what moving points and cameras make.
+
+Where the correction applies (``correction``, :data:`CORRECTIONS`, kept in the weight file):
+
+* ``everywhere``: added to every pixel (our weights of the sixth session; they brightened the
+  astronaut photo's whole foreground layer once the camera moved);
+* ``gate``: through a gate (:class:`GeometryGate`) that sees geometry only (coverage,
+  confidence, displacement, disparity, time) and none of the colours or features, so where
+  the correction applies is decided by the splats' geometry, not by how a photo looks
+  (trained, it closed where nothing has moved, which keeps frame 0 the photo, and stayed open
+  nearly everywhere else); and on the pixels points cover, only the correction's detail
+  applies (the correction minus its Gaussian blur of :data:`DETAIL_SIGMA` pixels, in
+  proportion to the confidence), so it can sharpen and mend seams there but cannot shift a
+  whole region's colour; in holes it applies whole;
+* ``band``: only in and near the composite's holes, fading out ``band_px`` pixels from them
+  (:func:`hole_band`), so pixels that points cover far from any disocclusion stay exactly
+  as the built-in decoder makes them (frame 0 too).
+
+The decoder's last convolution starts at zero, so an untrained model renders exactly as the
+built-in decoder and training only has to learn what compositing gets wrong (holes, seams,
+blur). A small network trained from scratch to reproduce whole frames stayed 6 dB below compositing
 after 750 steps (22.5 against 28.2 dB on our validation scenes), which is why. A weight file
 is either the official training checkpoint (``model_STEP.pth``, a dict holding ``feature_net``
 and ``img_decoder``; official preset) or our safetensors with keys ``feature_net.*``,
-``img_decoder.*`` and (residual presets) ``gate.*``, and the preset in its metadata. Our files
-from before the gate load without it or the detail rule and render as they did (logged);
-training adds a fresh gate (:meth:`SpaceTimeModel.add_gate`).
+``img_decoder.*`` and (residual presets) ``gate.*``, and the preset in its metadata. Files
+without the correction in their metadata are read as ``gate`` if they hold a gate, else as
+``everywhere``, and render as they did (logged); training switches a file to the configured
+correction (:meth:`SpaceTimeModel.set_correction`).
 """
 
 from __future__ import annotations
@@ -79,6 +88,13 @@ DETAIL_SIGMA = 4.0
 #: What the gate sees: the composite's confidence, the displacement channels, each frame's
 #: coverage (alpha) and normalised disparity, and the time ``t / N``.
 GATE_CHANNELS = 1 + DISPLACEMENT_CHANNELS + 2 + 2 + 1
+#: Where the residual presets' correction applies (:class:`SpaceTimeModel`): ``everywhere``
+#: (our weights of the sixth session), ``gate`` (a learned :class:`GeometryGate`, and only
+#: the correction's detail on covered pixels) or ``band`` (only near the composite's filled
+#: pixels, :func:`hole_band`).
+CORRECTIONS = ("everywhere", "gate", "band")
+#: The band's width in pixels (:func:`hole_band`).
+BAND_PX = 31
 #: The file name of our own weights in ``pretrained/``.
 OWN_WEIGHTS = "cinemagraph_spacetime.safetensors"
 
@@ -111,15 +127,28 @@ class GeometryGate(nn.Module):
         return torch.sigmoid(self.net(geometry))
 
 
-class SpaceTimeModel(nn.Module):
-    """The feature network and the image decoder of one preset (and, residual presets, the
-    gate of the decoder's correction and its detail-only rule on covered pixels:
-    ``gate=False`` builds one without either, as our weights before them)."""
+def hole_band(confidence: Tensor, width: int = BAND_PX) -> Tensor:
+    """The band around a composite's filled pixels, in ``[0, 1]`` ``(B, 1, H, W)``: ``1 -
+    confidence`` spread by a max filter of ``width`` pixels, then averaged over ``width``
+    pixels, so it is 1 over and next to holes and falls to 0 about ``width`` pixels away
+    from them. A photo's pixels that points still cover, far from any disocclusion, lie
+    outside it."""
+    k = int(width) | 1
+    band = F.max_pool2d(1.0 - confidence, k, 1, k // 2)
+    return F.avg_pool2d(band, k, 1, k // 2, count_include_pad=False)
 
-    def __init__(self, preset: str = "official", gate: bool = True):
+
+class SpaceTimeModel(nn.Module):
+    """The feature network and the image decoder of one preset; for the residual presets,
+    where the decoder's correction applies (``correction``, one of :data:`CORRECTIONS`; the
+    band is ``band_px`` wide)."""
+
+    def __init__(self, preset: str = "official", correction: str = "gate", band_px: int = BAND_PX):
         super().__init__()
         if preset not in FEATURE_PRESETS:
             raise ValueError(f"unknown preset '{preset}' (one of {', '.join(PRESETS)})")
+        if correction not in CORRECTIONS:
+            raise ValueError(f"unknown correction '{correction}' (one of {', '.join(CORRECTIONS)})")
         self.preset = preset
         args = FEATURE_PRESETS[preset]
         self.feature_net = ResUNet(in_ch=4, **args)
@@ -131,13 +160,24 @@ class SpaceTimeModel(nn.Module):
         if self.residual:
             nn.init.zeros_(self.img_decoder.outc.conv.weight)
             nn.init.zeros_(self.img_decoder.outc.conv.bias)
-        self.gate = GeometryGate() if self.residual and gate else None
+        self.correction = correction if self.residual else "everywhere"
+        self.band_px = int(band_px)
+        self.gate = GeometryGate() if self.correction == "gate" else None
 
-    def add_gate(self) -> None:
-        """Give a residual model loaded without a gate a fresh one (to train)."""
-        if self.residual and self.gate is None:
-            log.info("the decoder's correction gets a fresh geometry gate")
+    def set_correction(self, correction: str, band_px: int = BAND_PX) -> None:
+        """Switch where the correction applies (to train on in another way): a fresh gate
+        for ``gate``; leaving ``gate`` drops the gate's weights. Logged when it changes."""
+        if correction not in CORRECTIONS:
+            raise ValueError(f"unknown correction '{correction}' (one of {', '.join(CORRECTIONS)})")
+        if not self.residual or (correction, int(band_px)) == (self.correction, self.band_px):
+            return
+        log.info("the decoder's correction: %s -> %s%s", self.correction, correction,
+                 f" ({int(band_px)} px)" if correction == "band" else "")
+        self.correction, self.band_px = correction, int(band_px)
+        if correction == "gate" and self.gate is None:
             self.gate = GeometryGate().to(self.img_decoder.outc.conv.weight.device)
+        elif correction != "gate":
+            self.gate = None
 
     @property
     def feature_channels(self) -> int:
@@ -185,14 +225,18 @@ class SpaceTimeModel(nn.Module):
             base, confidence = CompositingDecoder().fill_batch(forwards, backwards, times)
             moved = torch.cat([_moved(f, b) for f, b in zip(forwards, backwards)])
             extra = _pad16(torch.cat([base, confidence, moved], 1))
+            if self.correction == "band":
+                band = hole_band(confidence, self.band_px)
             if self.gate is not None:  # confidence, displacement, alpha, disparity, time
                 time = torch.as_tensor(t, dtype=x0.dtype, device=x0.device)
                 time = time.expand(x0.shape[0], 1, *x0.shape[-2:])
                 geometry = torch.cat([extra[:, 3:], x0[:, 3:4], x1[:, 3:4], x0[:, -1:],
                                       x1[:, -1:], time], 1)
         out = 2.0 * (self.img_decoder(x0, x1, t, extra) - 0.5)
-        if self.gate is None:  # our weights from before the gate
+        if self.correction == "everywhere":  # our weights of the sixth session
             return (base + out[..., :h, :w]).clamp(0, 1)
+        if self.correction == "band":
+            return (base + band * out[..., :h, :w]).clamp(0, 1)
         out = (self.gate(geometry) * out)[..., :h, :w]
         return (base + out - confidence * _blur(out, DETAIL_SIGMA)).clamp(0, 1)
 
@@ -271,6 +315,8 @@ def save_spacetime(model: SpaceTimeModel, path: str | Path, half: bool = True,
     state = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model.state_dict().items()}
     meta = {"preset": model.preset, **{k: json.dumps(v) if not isinstance(v, str) else v
                                         for k, v in (metadata or {}).items()}}
+    if model.residual:
+        meta.update(correction=model.correction, band_px=str(model.band_px))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -288,16 +334,25 @@ def load_spacetime(path: str | Path) -> SpaceTimeModel:
 
         try:
             with safe_open(str(path), "pt") as f:
-                preset = (f.metadata() or {}).get("preset", "official")
+                meta = f.metadata() or {}
+            preset = meta.get("preset", "official")
         except Exception as e:
             raise UserError(f"cannot read '{path}' ({type(e).__name__}: {e}); download or "
                             "train it again") from None
         if preset not in FEATURE_PRESETS:
             raise UserError(f"'{path}' names an unknown preset '{preset}'")
         state = read_checkpoint(path)
-        gated = any(k.startswith("gate.") for k in state)
-        model = SpaceTimeModel(preset, gate=gated)
-        if model.residual and not gated:
+        # Files from before the metadata said: gated if they hold a gate, else everywhere.
+        correction = meta.get("correction") or (
+            "gate" if any(k.startswith("gate.") for k in state) else "everywhere")
+        if correction not in CORRECTIONS:
+            raise UserError(f"'{path}' names an unknown correction '{correction}'")
+        try:
+            band_px = int(meta.get("band_px", BAND_PX))
+        except ValueError:
+            raise UserError(f"'{path}' has a malformed band width '{meta['band_px']}'") from None
+        model = SpaceTimeModel(preset, correction, band_px)
+        if model.residual and correction == "everywhere":
             log.info("'%s' predates the decoder's gate: its correction applies everywhere", path)
         state = _carry_over(state, model, path)
         own = model.state_dict()

@@ -99,12 +99,17 @@ class SpaceTimeDataConfig:
 @dataclass
 class SpaceTimeModelConfig:
     """``preset``: official, base or small (:mod:`cinemagraph.models.spacetime`); ``init``:
-    weights to start from; ``gate_lr``: the learning rate of the residual presets' gate
-    (null: ``train.lr``; it starts at ``sigmoid(2)``, where its gradient is small, so it may
-    need a higher one; 0 keeps it fixed); the discriminator as for the motion network."""
+    weights to start from; ``correction``: where the residual presets' correction applies
+    (``everywhere``, ``gate`` or ``band``, :mod:`cinemagraph.models.spacetime`; weights from
+    ``init`` switch to it), ``band_px`` the band's width; ``gate_lr``: the learning rate of
+    the gate (null: ``train.lr``; it starts at ``sigmoid(2)``, where its gradient is small,
+    so it may need a higher one; 0 keeps it fixed); the discriminator as for the motion
+    network."""
 
     preset: str = "small"
     init: Optional[str] = None
+    correction: str = "gate"
+    band_px: int = 31
     gate_lr: Optional[float] = None
     ndf: int = 64
     n_layers_d: int = 3
@@ -150,7 +155,8 @@ class TrainerConfig:
     ``resume``: continue from the newest checkpoint in the run directory, if any;
     ``replay``: after each new batch, that many more steps on batches drawn (seeded) from the
     last ``replay_buffer`` new ones (0: every step a new batch), for when making the data,
-    not the step, is the limit."""
+    not the step, is the limit; ``pin_memory``: the loader copies each batch into page-locked
+    memory before the step moves it to a GPU."""
 
     steps: int = 1000
     batch_size: int = 1
@@ -164,6 +170,7 @@ class TrainerConfig:
     resume: bool = True
     replay: int = 0
     replay_buffer: int = 32
+    pin_memory: bool = True
 
 
 @dataclass

@@ -167,7 +167,8 @@ class Trainer:
             loader = torch.utils.data.DataLoader(
                 torch.utils.data.Subset(dataset, order),
                 batch_size=batch_size, drop_last=True, num_workers=t.num_workers,
-                collate_fn=getattr(self, "collate", None), pin_memory=self.device.type == "cuda",
+                collate_fn=getattr(self, "collate", None),
+                pin_memory=self.device.type == "cuda" and t.pin_memory,
                 prefetch_factor=4 if t.num_workers else None)
             for i, batch in enumerate(loader, start=skip):
                 yield batch
@@ -194,15 +195,21 @@ class Trainer:
         start = time.perf_counter()
         bar = tqdm(total=t.steps, initial=self.step, desc=self.name, unit="step",
                    disable=None if self.rank == 0 else True)
+        waited = 0.0  # seconds spent waiting for batches (the rest is the training step)
+        batches = iter(self.batches(dataset))
         try:
-            for batch in self.batches(dataset):
+            while True:
+                tick = time.perf_counter()
+                batch = next(batches)
+                waited += time.perf_counter() - tick
                 losses = self.train_step(batch)
                 self.step += 1
                 bar.update(1)
                 last = self.step >= t.steps
                 if f is not None and (self.step % t.log_every == 0 or last):
                     row = {"step": self.step, **losses,
-                           "seconds": round(time.perf_counter() - start, 3)}
+                           "seconds": round(time.perf_counter() - start, 3),
+                           "data_seconds": round(waited, 3)}
                     if writer is None:
                         writer = csv.DictWriter(f, fieldnames=list(row))
                         if new:

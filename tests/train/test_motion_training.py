@@ -208,3 +208,24 @@ def test_replay_repeats_recent_batches_seeded_and_makes_each_new_batch_once(tmp_
     resumed = Trainer(cfg, tmp_path / "c", torch.device("cpu"))
     resumed.step = 6  # two cycles done: the next step is the third new batch
     assert next(resumed.batches(Counting())).tolist() == new[2]
+
+
+@pytest.mark.parametrize("pin", [True, False])
+def test_the_loader_pins_batches_for_a_gpu_only_when_asked(pin, tmp_path, monkeypatch):
+    from cinemagraph.train.loop import Trainer
+
+    seen = []
+
+    class Loader(list):
+        def __init__(self, data, **kwargs):
+            seen.append(kwargs["pin_memory"])
+            super().__init__([torch.tensor([0, 1])])
+
+    monkeypatch.setattr(torch.utils.data, "DataLoader", Loader)
+    cfg = config(["experiment=motion_synthetic", "trainer.batch_size=2", "trainer.device=cpu",
+                  "trainer.num_workers=0", f"trainer.pin_memory={str(pin).lower()}"])
+    on_gpu = Trainer(cfg, tmp_path / "g", torch.device("cpu"))
+    on_gpu.device = torch.device("cuda")  # only the loader's arguments are looked at
+    next(on_gpu.new_batches(Counting(), 0))
+    next(Trainer(cfg, tmp_path / "c", torch.device("cpu")).new_batches(Counting(), 0))
+    assert seen == [pin, False]  # never pinned for the CPU

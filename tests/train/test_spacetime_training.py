@@ -32,6 +32,7 @@ def test_every_spacetime_experiment_runs_two_steps(experiment, tmp_path):
     assert any(k.startswith("img_decoder.") for k in changed)  # the splatter to both nets
     rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
     assert [int(r["step"]) for r in rows] == [1, 2]
+    assert all(0 <= float(r["data_seconds"]) <= float(r["seconds"]) for r in rows)
     weights = tmp_path / "checkpoints" / "step_0000002.safetensors"
     loaded = load_spacetime(weights)
     assert loaded.preset == cfg.spacetime.model.preset
@@ -185,12 +186,61 @@ def test_on_covered_pixels_only_the_corrections_detail_applies():
     # composite's colour, the hole gets it whole.
     assert (out - base)[..., covered].abs().max() < 1e-5
     assert torch.allclose((out - base)[..., hole], r.expand(3, 128), atol=1e-5)
-    ungated = SpaceTimeModel("small", gate=False).eval()
+    ungated = SpaceTimeModel("small", correction="everywhere").eval()
     ungated.load_state_dict({k: v for k, v in model.state_dict().items()
                              if not k.startswith("gate.")})
     with torch.no_grad():  # our weights from before the gate: applied everywhere, as they were
         assert torch.allclose(ungated.decode(fwd, None, 0.0), (base + 2 * (torch.sigmoid(
             torch.tensor(0.4)) - 0.5)).clamp(0, 1), atol=1e-5)
+
+
+def test_the_band_confines_the_correction_to_holes_and_is_kept_in_the_file(tmp_path):
+    from cinemagraph.models.decoder import CompositingDecoder, SplattedFrame
+    from cinemagraph.models.spacetime import hole_band, save_spacetime
+
+    g = torch.Generator().manual_seed(7)
+    model = SpaceTimeModel("small", correction="band", band_px=9).eval()
+    assert model.gate is None
+    torch.nn.init.normal_(model.img_decoder.outc.conv.weight, std=0.05, generator=g)
+    torch.nn.init.constant_(model.img_decoder.outc.conv.bias, 0.4)
+    alpha = 0.5 + 0.5 * torch.rand(1, 1, 48, 64, generator=g)
+    alpha[..., 20:28, 8:16] = 0.0  # a hole
+    feats = torch.rand(1, 4 + model.feature_channels, 48, 64, generator=g)
+    feats[:, 3:4] = 1.0
+    fwd = SplattedFrame(feats * alpha, alpha, 1 + torch.rand(1, 1, 48, 64, generator=g),
+                        torch.randn(1, 2, 48, 64, generator=g))
+    with torch.no_grad():
+        out = model.decode(fwd, None, 0.0)
+        base, confidence = CompositingDecoder().fill_batch([fwd], [None], [0.0])
+        everywhere = SpaceTimeModel("small", correction="everywhere").eval()
+        everywhere.load_state_dict(model.state_dict())
+        whole = everywhere.decode(fwd, None, 0.0)
+    band = hole_band(confidence, 9)[0, 0]
+    assert band[20:28, 8:16].min() == 1.0 and band[:, 32:].max() == 0.0
+    # Far from the hole (more than 9 px) the composite stays as it is, exactly; over the hole
+    # the correction applies whole, and in between in proportion to the band.
+    assert torch.equal(out[..., :, 32:], base.clamp(0, 1)[..., :, 32:])
+    assert (whole - base)[..., :, 32:].abs().max() > 1e-3
+    assert torch.allclose(out[..., 20:28, 8:16], whole[..., 20:28, 8:16], atol=1e-6)
+    inside = (band > 0) & (band < 1) & (whole > 0) & (whole < 1)  # (not clamped)
+    assert inside.sum() > 100 and torch.allclose(
+        out[inside], (base + band * (whole - base))[inside], atol=1e-5)
+    # The file says where its correction applies; training switches it where the config says.
+    save_spacetime(model, tmp_path / "band.safetensors", half=False)
+    loaded = load_spacetime(tmp_path / "band.safetensors")
+    assert (loaded.correction, loaded.band_px) == ("band", 9)
+    with torch.no_grad():
+        assert torch.equal(loaded.decode(fwd, None, 0.0), out)
+    start = ["experiment=spacetime_small", f"spacetime.model.init={tmp_path / 'band.safetensors'}"]
+    gated = SpaceTimeTrainer(config(start + SMALL), tmp_path / "gated", torch.device("cpu"))
+    assert gated.model.correction == "gate" and gated.model.gate is not None
+    banded = SpaceTimeTrainer(config(start + ["spacetime.model.correction=band",
+                                              "spacetime.model.band_px=15"] + SMALL),
+                              tmp_path / "banded", torch.device("cpu"))
+    assert (banded.model.correction, banded.model.band_px, banded.model.gate) == ("band", 15, None)
+    with pytest.raises(UserError, match="spacetime.model.correction"):
+        SpaceTimeTrainer(config(start + ["spacetime.model.correction=bnad"] + SMALL),
+                         tmp_path / "typo", torch.device("cpu"))
 
 
 def test_the_gate_sees_geometry_only_and_older_weights_load_and_train_without_one(tmp_path):
@@ -227,7 +277,7 @@ def test_the_gate_sees_geometry_only_and_older_weights_load_and_train_without_on
     assert seen[0][1].std() > 1e-3  # and it varies over the frame
     # Our weights from before the gate load without one, render as an ungated model, and
     # training adds a fresh one with its own learning rate.
-    old = SpaceTimeModel("small", gate=False)
+    old = SpaceTimeModel("small", correction="everywhere")
     old.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("gate.")})
     save_spacetime(old, tmp_path / "old.safetensors", half=False)
     loaded = load_spacetime(tmp_path / "old.safetensors")
