@@ -243,6 +243,18 @@ def test_the_band_confines_the_correction_to_holes_and_is_kept_in_the_file(tmp_p
                          tmp_path / "typo", torch.device("cpu"))
 
 
+@pytest.mark.parametrize("meta, problem", [({"correction": "bogus"}, "unknown correction"),
+                                           ({"correction": "band", "band_px": "wide"},
+                                            "malformed band width")])
+def test_a_file_naming_an_unknown_correction_fails_in_one_line(meta, problem, tmp_path):
+    from safetensors.torch import save_file
+
+    state = {k: v.contiguous() for k, v in SpaceTimeModel("small", "band").state_dict().items()}
+    save_file(state, str(tmp_path / "w.safetensors"), metadata={"preset": "small", **meta})
+    with pytest.raises(UserError, match=problem):
+        load_spacetime(tmp_path / "w.safetensors")
+
+
 def test_the_gate_sees_geometry_only_and_older_weights_load_and_train_without_one(tmp_path):
     from cinemagraph.models.decoder import SplattedFrame
     from cinemagraph.models.spacetime import GATE_CHANNELS, save_spacetime
