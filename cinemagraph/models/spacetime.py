@@ -410,5 +410,8 @@ def learned_components(path: str | Path, device=None) -> tuple[LearnedFeatures, 
     path = Path(path)
     model = load_spacetime(path).to(device)
     kind = "official" if path.suffix == ".pth" else f"ours, preset '{model.preset}'"
+    if model.residual:
+        kind += f", correction {model.correction}"
+        kind += f" {model.band_px} px" if model.correction == "band" else ""
     description = f"learned feature network + image decoder ({kind}, '{path}')"
     return LearnedFeatures(model, description), LearnedDecoder(model, description)

@@ -229,6 +229,9 @@ def test_the_band_confines_the_correction_to_holes_and_is_kept_in_the_file(tmp_p
     save_spacetime(model, tmp_path / "band.safetensors", half=False)
     loaded = load_spacetime(tmp_path / "band.safetensors")
     assert (loaded.correction, loaded.band_px) == ("band", 9)
+    from cinemagraph.models.spacetime import learned_components
+
+    assert "correction band 9 px" in learned_components(tmp_path / "band.safetensors")[1].description
     with torch.no_grad():
         assert torch.equal(loaded.decode(fwd, None, 0.0), out)
     start = ["experiment=spacetime_small", f"spacetime.model.init={tmp_path / 'band.safetensors'}"]
