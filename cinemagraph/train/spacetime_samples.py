@@ -57,6 +57,7 @@ from ..motion.field import MotionField
 from ..render.camera import border_needed, named_path
 from ..render.pipeline import RenderSettings, plan_cloud_view
 from ..render.pointcloud import point_index
+from ..render.splat import SplatPlan
 
 KINDS = ("anim", "nvs", "both")
 
@@ -183,13 +184,14 @@ class SpaceTimeSamples(torch.utils.data.Dataset):
                 else:
                     pose, view_K = raw["path"].world_to_camera[t], raw["path"].K[t]
                 step = t if animated else 0
-                fwd = plan_cloud_view(scene.cloud, scene.cloud.positions(step), pose, view_K,
-                                      size, self.settings)
+                fwd = _compact(plan_cloud_view(scene.cloud, scene.cloud.positions(step), pose,
+                                               view_K, size, self.settings))
                 bwd = None
                 if animated and scene.cloud.moving.numel():
                     back = end_scene.cloud if end_scene is not None else scene.cloud
-                    bwd = plan_cloud_view(back, back.positions(self.steps - t, backward=True),
-                                      pose, view_K, size, self.settings)
+                    bwd = _compact(plan_cloud_view(back, back.positions(self.steps - t,
+                                                                        backward=True),
+                                                   pose, view_K, size, self.settings))
                 samples.append({"t": t, "time": t / self.steps if bwd is not None else 0.0,
                                 "forward": fwd, "backward": bwd,
                                 "target": raw["targets"][i], "valid": raw["valid"][i]})
@@ -276,6 +278,16 @@ class SyntheticSceneSource:
 
 def collate(items: list[dict]) -> list[dict]:
     return items
+
+
+def _compact(view: tuple[SplatPlan, Tensor, Tensor]) -> tuple[SplatPlan, Tensor, Tensor]:
+    """A planned view as the loader hands it on: the plan's point indices as int32 (a third
+    less to move than int64; the splat takes either) and the depth and displacement in
+    memory of their own rather than views of one tensor."""
+    plan, depth, displacement = view
+    if plan.table.numel() and int(plan.table.max()) < 2**31:
+        plan = plan._replace(table=plan.table.to(torch.int32))
+    return plan, depth.contiguous(), displacement.contiguous()
 
 
 def to_device(item: dict, device) -> dict:

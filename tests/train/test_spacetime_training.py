@@ -383,7 +383,7 @@ def test_a_planned_view_splats_as_the_render():
     from cinemagraph.render.pipeline import RenderSettings, plan_cloud_view, splat_cloud
     from cinemagraph.render.pointcloud import point_features
     from cinemagraph.render.splat import apply_splat_plan
-    from cinemagraph.train.spacetime_samples import NoFeatures
+    from cinemagraph.train.spacetime_samples import NoFeatures, _compact
 
     source = SpaceTimeSamples(_data()).source
     raw = source.scene(1, "nvs", "circle", [3], end=False)
@@ -407,6 +407,19 @@ def test_a_planned_view_splats_as_the_render():
         covered = want.alpha > 1e-3
         assert torch.allclose(depth[covered], want.depth[covered], rtol=1e-5)
         assert torch.allclose(moved * covered, want.displacement * covered, atol=1e-3)
+        # As the loader hands it on: int32 point indices, the same splat and gradients.
+        small, small_depth, small_moved = _compact((plan, depth, moved))
+        assert small.table.dtype == torch.int32 and torch.equal(small.table, plan.table)
+        assert small_depth.is_contiguous() and small_moved.is_contiguous()
+        wide, narrow = feats.clone().requires_grad_(), feats.clone().requires_grad_()
+        a, b = apply_splat_plan(plan, wide).features, apply_splat_plan(small, narrow).features
+        assert torch.equal(a, b)
+        (a * got.features).sum().backward(), (b * got.features).sum().backward()
+        assert torch.equal(wide.grad, narrow.grad)
+    item = SpaceTimeSamples(_data())[0]
+    views = [s[k] for s in item["samples"] for k in ("forward", "backward") if s[k] is not None]
+    assert views and all(v[0].table.dtype == torch.int32 and v[1].is_contiguous()
+                         and v[2].is_contiguous() for v in views)
 
 
 def test_displacement_is_zero_at_the_source_camera_and_follows_the_flow_and_the_camera():
