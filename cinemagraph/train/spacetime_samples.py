@@ -282,8 +282,8 @@ def collate(items: list[dict]) -> list[dict]:
 
 def _compact(view: tuple[SplatPlan, Tensor, Tensor]) -> tuple[SplatPlan, Tensor, Tensor]:
     """A planned view as the loader hands it on: the plan's point indices as int32 (a third
-    less to move than int64; the splat takes either) and the depth and displacement in
-    memory of their own rather than views of one tensor."""
+    less to move than int64; :func:`to_device` widens them again) and the depth and
+    displacement in memory of their own rather than views of one tensor."""
     plan, depth, displacement = view
     if plan.table.numel() and int(plan.table.max()) < 2**31:
         plan = plan._replace(table=plan.table.to(torch.int32))
@@ -306,7 +306,9 @@ def to_device(item: dict, device) -> dict:
         for key in ("forward", "backward"):
             if s[key] is not None:
                 plan, depth, displacement = s[key]
-                moved[key] = (plan.to(device), move(depth), move(displacement))
+                plan = plan.to(device)  # int32 indices travel; the splat gets int64 as ever
+                moved[key] = (plan._replace(table=plan.table.long()), move(depth),
+                              move(displacement))
         moved["target"], moved["valid"] = move(s["target"]), move(s["valid"])
         samples.append(moved)
     return {**item, "ldi": move_ldi(item["ldi"]), "end_ldi": move_ldi(item["end_ldi"]),

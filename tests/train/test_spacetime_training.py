@@ -383,7 +383,7 @@ def test_a_planned_view_splats_as_the_render():
     from cinemagraph.render.pipeline import RenderSettings, plan_cloud_view, splat_cloud
     from cinemagraph.render.pointcloud import point_features
     from cinemagraph.render.splat import apply_splat_plan
-    from cinemagraph.train.spacetime_samples import NoFeatures, _compact
+    from cinemagraph.train.spacetime_samples import NoFeatures, _compact, to_device
 
     source = SpaceTimeSamples(_data()).source
     raw = source.scene(1, "nvs", "circle", [3], end=False)
@@ -420,6 +420,11 @@ def test_a_planned_view_splats_as_the_render():
     views = [s[k] for s in item["samples"] for k in ("forward", "backward") if s[k] is not None]
     assert views and all(v[0].table.dtype == torch.int32 and v[1].is_contiguous()
                          and v[2].is_contiguous() for v in views)
+    moved = to_device(item, torch.device("cpu"))  # widened again where the step runs
+    wide_views = [s[k] for s in moved["samples"] for k in ("forward", "backward")
+                  if s[k] is not None]
+    assert all(w[0].table.dtype == torch.int64 and torch.equal(w[0].table, v[0].table)
+               for w, v in zip(wide_views, views))
 
 
 def test_displacement_is_zero_at_the_source_camera_and_follows_the_flow_and_the_camera():
