@@ -281,8 +281,8 @@ def collate(items: list[dict]) -> list[dict]:
 
 
 def _compact(view: tuple[SplatPlan, Tensor, Tensor]) -> tuple[SplatPlan, Tensor, Tensor]:
-    """A planned view as the loader hands it on: the plan's point indices as int32 (a third
-    less to move than int64; :func:`to_device` widens them again) and the depth and
+    """A planned view as the loader hands it on: the plan's point indices as int32 (the plan
+    a third smaller than with int64; :func:`to_device` widens them again) and the depth and
     displacement in memory of their own rather than views of one tensor."""
     plan, depth, displacement = view
     if plan.table.numel() and int(plan.table.max()) < 2**31:
