@@ -127,6 +127,13 @@ class GeometryGate(nn.Module):
         return torch.sigmoid(self.net(geometry))
 
 
+def _check_correction(correction: str, band_px: int) -> None:
+    if correction not in CORRECTIONS:
+        raise ValueError(f"unknown correction '{correction}' (one of {', '.join(CORRECTIONS)})")
+    if int(band_px) < 1:
+        raise ValueError(f"band width {band_px} px (use at least 1)")
+
+
 def hole_band(confidence: Tensor, width: int = BAND_PX) -> Tensor:
     """The band around a composite's filled pixels, in ``[0, 1]`` ``(B, 1, H, W)``: ``1 -
     confidence`` spread by a max filter of ``width`` pixels, then averaged over ``width``
@@ -147,8 +154,7 @@ class SpaceTimeModel(nn.Module):
         super().__init__()
         if preset not in FEATURE_PRESETS:
             raise ValueError(f"unknown preset '{preset}' (one of {', '.join(PRESETS)})")
-        if correction not in CORRECTIONS:
-            raise ValueError(f"unknown correction '{correction}' (one of {', '.join(CORRECTIONS)})")
+        _check_correction(correction, band_px)
         self.preset = preset
         args = FEATURE_PRESETS[preset]
         self.feature_net = ResUNet(in_ch=4, **args)
@@ -167,8 +173,7 @@ class SpaceTimeModel(nn.Module):
     def set_correction(self, correction: str, band_px: int = BAND_PX) -> None:
         """Switch where the correction applies (to train on in another way): a fresh gate
         for ``gate``; leaving ``gate`` drops the gate's weights. Logged when it changes."""
-        if correction not in CORRECTIONS:
-            raise ValueError(f"unknown correction '{correction}' (one of {', '.join(CORRECTIONS)})")
+        _check_correction(correction, band_px)
         if not self.residual or (correction, int(band_px)) == (self.correction, self.band_px):
             return
         log.info("the decoder's correction: %s -> %s%s", self.correction, correction,
@@ -345,13 +350,14 @@ def load_spacetime(path: str | Path) -> SpaceTimeModel:
         # Files from before the metadata said: gated if they hold a gate, else everywhere.
         correction = meta.get("correction") or (
             "gate" if any(k.startswith("gate.") for k in state) else "everywhere")
-        if correction not in CORRECTIONS:
-            raise UserError(f"'{path}' names an unknown correction '{correction}'")
         try:
             band_px = int(meta.get("band_px", BAND_PX))
         except ValueError:
             raise UserError(f"'{path}' has a malformed band width '{meta['band_px']}'") from None
-        model = SpaceTimeModel(preset, correction, band_px)
+        try:
+            model = SpaceTimeModel(preset, correction, band_px)
+        except ValueError as e:
+            raise UserError(f"'{path}': {e} in its metadata") from None
         if model.residual and correction == "everywhere":
             log.info("'%s' predates the decoder's gate: its correction applies everywhere", path)
         state = _carry_over(state, model, path)

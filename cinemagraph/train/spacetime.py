@@ -29,7 +29,7 @@ from torch import Tensor
 
 from ..errors import UserError
 from ..models.decoder import SplattedFrame
-from ..models.spacetime import CORRECTIONS, SpaceTimeModel, load_spacetime
+from ..models.spacetime import SpaceTimeModel, load_spacetime
 from ..render.pointcloud import point_features
 from ..render.splat import apply_splat_plan
 from .gan import MultiscaleDiscriminator, feature_matching_loss, hinge_d_loss, hinge_g_loss
@@ -98,13 +98,10 @@ class SpaceTimeTrainer(Trainer):
         if model.preset != s.model.preset:
             raise UserError(f"spacetime.model.init holds the '{model.preset}' preset, not "
                             f"'{s.model.preset}'")
-        if s.model.correction not in CORRECTIONS:
-            raise UserError(f"spacetime.model.correction is '{s.model.correction}'; use one "
-                            f"of {', '.join(CORRECTIONS)}")
-        if s.model.band_px < 1:
-            raise UserError(f"spacetime.model.band_px is {s.model.band_px}; use a width of at "
-                            "least 1 pixel")
-        model.set_correction(s.model.correction, s.model.band_px)
+        try:
+            model.set_correction(s.model.correction, s.model.band_px)
+        except ValueError as e:
+            raise UserError(f"spacetime.model.correction / band_px: {e}") from None
         self.model = model.to(device).train()
         self.render = SpaceTimeRender(self.model)
         self.D = MultiscaleDiscriminator(3, s.model.ndf, s.model.n_layers_d, s.model.num_d).to(device)
