@@ -38,7 +38,9 @@ Where the correction applies (``correction``, :data:`CORRECTIONS`, kept in the w
   whole region's colour; in holes it applies whole;
 * ``band``: only in and near the composite's holes, fading out ``band_px`` pixels from them
   (:func:`hole_band`), so pixels that points cover far from any disocclusion stay exactly
-  as the built-in decoder makes them (frame 0 too).
+  as the built-in decoder makes them (frame 0 too). Cracks (gaps of one or two pixels
+  between splats) may spread a narrower band, ``crack_px``: at one width for all, a few
+  crack pixels in a real photo's zoom spread the band over most of it.
 
 The decoder's last convolution starts at zero, so an untrained model renders exactly as the
 built-in decoder and training only has to learn what compositing gets wrong (holes, seams,
@@ -127,34 +129,57 @@ class GeometryGate(nn.Module):
         return torch.sigmoid(self.net(geometry))
 
 
-def _check_correction(correction: str, band_px: int) -> None:
+def _check_correction(correction: str, band_px: int, crack_px: int | None = None) -> None:
     if correction not in CORRECTIONS:
         raise ValueError(f"unknown correction '{correction}' (one of {', '.join(CORRECTIONS)})")
     if int(band_px) < 1:
         raise ValueError(f"band width {band_px} px (use at least 1)")
+    if crack_px is not None and int(crack_px) < 1:
+        raise ValueError(f"crack band width {crack_px} px (use at least 1)")
 
 
-def hole_band(confidence: Tensor, width: int = BAND_PX) -> Tensor:
+def _spread(x: Tensor, k: int) -> Tensor:
+    """``x (B, 1, H, W)`` max-filtered over ``k x k`` pixels, then box-averaged over ``k x k``
+    (the average over the part of the box inside the frame); both filters separably (rows,
+    then columns), which is exact and costs ``O(k)`` a pixel instead of ``O(k^2)``."""
+    p = k // 2
+    x = F.max_pool2d(F.max_pool2d(x, (1, k), 1, (0, p)), (k, 1), 1, (p, 0))
+    x = F.avg_pool2d(x, (1, k), 1, (0, p), count_include_pad=False)
+    return F.avg_pool2d(x, (k, 1), 1, (p, 0), count_include_pad=False)
+
+
+def hole_band(confidence: Tensor, width: int = BAND_PX, crack_width: int | None = None) -> Tensor:
     """The band around a composite's filled pixels, in ``[0, 1]`` ``(B, 1, H, W)``: ``1 -
     confidence`` spread by a max filter of ``width`` pixels, then averaged over ``width``
     pixels, so it is 1 over and next to holes and falls to 0 about ``width`` pixels away
     from them. A photo's pixels that points still cover, far from any disocclusion, lie
-    outside it."""
+    outside it.
+
+    ``crack_width`` (default and at most ``width``): how far cracks spread, the holes that a
+    3x3 min filter removes (gaps of one or two pixels between splats, which a camera moving
+    in opens all over a frame); wider holes spread ``width`` from their pixels that the min
+    filter keeps (one pixel in from their edge). A single crack pixel otherwise spreads a
+    ``width``-wide square of band over covered pixels far from any disocclusion."""
     k = int(width) | 1
-    band = F.max_pool2d(1.0 - confidence, k, 1, k // 2)
-    return F.avg_pool2d(band, k, 1, k // 2, count_include_pad=False)
+    hole = 1.0 - confidence
+    c = k if crack_width is None else int(crack_width) | 1
+    if c >= k:
+        return _spread(hole, k)
+    wide = -F.max_pool2d(-hole, 3, 1, 1)  # holes at least 3 px across (3x3 min filter)
+    return torch.maximum(_spread(wide, k), _spread(hole, c))
 
 
 class SpaceTimeModel(nn.Module):
     """The feature network and the image decoder of one preset; for the residual presets,
     where the decoder's correction applies (``correction``, one of :data:`CORRECTIONS`; the
-    band is ``band_px`` wide)."""
+    band is ``band_px`` wide, ``crack_px`` around cracks; :func:`hole_band`)."""
 
-    def __init__(self, preset: str = "official", correction: str = "gate", band_px: int = BAND_PX):
+    def __init__(self, preset: str = "official", correction: str = "gate", band_px: int = BAND_PX,
+                 crack_px: int | None = None):
         super().__init__()
         if preset not in FEATURE_PRESETS:
             raise ValueError(f"unknown preset '{preset}' (one of {', '.join(PRESETS)})")
-        _check_correction(correction, band_px)
+        _check_correction(correction, band_px, crack_px)
         self.preset = preset
         args = FEATURE_PRESETS[preset]
         self.feature_net = ResUNet(in_ch=4, **args)
@@ -168,17 +193,21 @@ class SpaceTimeModel(nn.Module):
             nn.init.zeros_(self.img_decoder.outc.conv.bias)
         self.correction = correction if self.residual else "everywhere"
         self.band_px = int(band_px)
+        self.crack_px = None if crack_px is None else int(crack_px)
         self.gate = GeometryGate() if self.correction == "gate" else None
 
-    def set_correction(self, correction: str, band_px: int = BAND_PX) -> None:
+    def set_correction(self, correction: str, band_px: int = BAND_PX,
+                       crack_px: int | None = None) -> None:
         """Switch where the correction applies (to train on in another way): a fresh gate
         for ``gate``; leaving ``gate`` drops the gate's weights. Logged when it changes."""
-        _check_correction(correction, band_px)
-        if not self.residual or (correction, int(band_px)) == (self.correction, self.band_px):
+        _check_correction(correction, band_px, crack_px)
+        crack_px = None if crack_px is None else int(crack_px)
+        new = (correction, int(band_px), crack_px)
+        if not self.residual or new == (self.correction, self.band_px, self.crack_px):
             return
         log.info("the decoder's correction: %s -> %s%s", self.correction, correction,
-                 f" ({int(band_px)} px)" if correction == "band" else "")
-        self.correction, self.band_px = correction, int(band_px)
+                 _band_text(int(band_px), crack_px) if correction == "band" else "")
+        self.correction, self.band_px, self.crack_px = new
         if correction == "gate" and self.gate is None:
             self.gate = GeometryGate().to(self.img_decoder.outc.conv.weight.device)
         elif correction != "gate":
@@ -231,7 +260,7 @@ class SpaceTimeModel(nn.Module):
             moved = torch.cat([_moved(f, b) for f, b in zip(forwards, backwards)])
             extra = _pad16(torch.cat([base, confidence, moved], 1))
             if self.correction == "band":
-                band = hole_band(confidence, self.band_px)
+                band = hole_band(confidence, self.band_px, self.crack_px)
             if self.gate is not None:  # confidence, displacement, alpha, disparity, time
                 time = torch.as_tensor(t, dtype=x0.dtype, device=x0.device)
                 time = time.expand(x0.shape[0], 1, *x0.shape[-2:])
@@ -260,6 +289,10 @@ class SpaceTimeModel(nn.Module):
         maps = [torch.cat([f.features, ((d - lo) / (hi - lo).clamp_min(1e-6)).clamp(0, 1) * f.alpha], 1)
                 for f, d in zip(frames, disparities)]
         return maps[0], maps[-1]
+
+
+def _band_text(band_px: int, crack_px: int | None) -> str:
+    return f" {band_px} px" + (f", cracks {crack_px} px" if crack_px is not None else "")
 
 
 def _blur(x: Tensor, sigma: float) -> Tensor:
@@ -322,6 +355,8 @@ def save_spacetime(model: SpaceTimeModel, path: str | Path, half: bool = True,
                                         for k, v in (metadata or {}).items()}}
     if model.residual:
         meta.update(correction=model.correction, band_px=str(model.band_px))
+        if model.crack_px is not None:
+            meta.update(crack_px=str(model.crack_px))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -352,10 +387,12 @@ def load_spacetime(path: str | Path) -> SpaceTimeModel:
             "gate" if any(k.startswith("gate.") for k in state) else "everywhere")
         try:
             band_px = int(meta.get("band_px", BAND_PX))
+            crack_px = int(meta["crack_px"]) if "crack_px" in meta else None
         except ValueError:
-            raise UserError(f"'{path}' has a malformed band width '{meta['band_px']}'") from None
+            raise UserError(f"'{path}' has a malformed band width ('{meta.get('band_px')}', "
+                            f"cracks '{meta.get('crack_px')}')") from None
         try:
-            model = SpaceTimeModel(preset, correction, band_px)
+            model = SpaceTimeModel(preset, correction, band_px, crack_px)
         except ValueError as e:
             raise UserError(f"'{path}': {e} in its metadata") from None
         if model.residual and correction == "everywhere":
@@ -418,6 +455,6 @@ def learned_components(path: str | Path, device=None) -> tuple[LearnedFeatures, 
     kind = "official" if path.suffix == ".pth" else f"ours, preset '{model.preset}'"
     if model.residual:
         kind += f", correction {model.correction}"
-        kind += f" {model.band_px} px" if model.correction == "band" else ""
+        kind += _band_text(model.band_px, model.crack_px) if model.correction == "band" else ""
     description = f"learned feature network + image decoder ({kind}, '{path}')"
     return LearnedFeatures(model, description), LearnedDecoder(model, description)

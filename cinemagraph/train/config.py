@@ -101,7 +101,8 @@ class SpaceTimeModelConfig:
     """``preset``: official, base or small (:mod:`cinemagraph.models.spacetime`); ``init``:
     weights to start from; ``correction``: where the residual presets' correction applies
     (``everywhere``, ``gate`` or ``band``, :mod:`cinemagraph.models.spacetime`; weights from
-    ``init`` switch to it), ``band_px`` the band's width; ``gate_lr``: the learning rate of
+    ``init`` switch to it), ``band_px`` the band's width and ``crack_px`` its width around
+    cracks (holes under 3 px across; null: ``band_px``); ``gate_lr``: the learning rate of
     the gate (null: ``train.lr``; it starts at ``sigmoid(2)``, where its gradient is small,
     so it may need a higher one; 0 keeps it fixed); the discriminator as for the motion
     network."""
@@ -110,6 +111,7 @@ class SpaceTimeModelConfig:
     init: Optional[str] = None
     correction: str = "gate"
     band_px: int = 31
+    crack_px: Optional[int] = None
     gate_lr: Optional[float] = None
     ndf: int = 64
     n_layers_d: int = 3

@@ -99,9 +99,9 @@ class SpaceTimeTrainer(Trainer):
             raise UserError(f"spacetime.model.init holds the '{model.preset}' preset, not "
                             f"'{s.model.preset}'")
         try:
-            model.set_correction(s.model.correction, s.model.band_px)
+            model.set_correction(s.model.correction, s.model.band_px, s.model.crack_px)
         except ValueError as e:
-            raise UserError(f"spacetime.model.correction / band_px: {e}") from None
+            raise UserError(f"spacetime.model.correction / band_px / crack_px: {e}") from None
         self.model = model.to(device).train()
         self.render = SpaceTimeRender(self.model)
         self.D = MultiscaleDiscriminator(3, s.model.ndf, s.model.n_layers_d, s.model.num_d).to(device)

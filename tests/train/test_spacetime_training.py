@@ -246,8 +246,61 @@ def test_the_band_confines_the_correction_to_holes_and_is_kept_in_the_file(tmp_p
                          tmp_path / "typo", torch.device("cpu"))
 
 
+def test_cracks_spread_a_narrower_band_than_holes(tmp_path):
+    import torch.nn.functional as F
+
+    from cinemagraph.models.spacetime import hole_band, save_spacetime
+
+    confidence = torch.ones(1, 1, 64, 96)
+    confidence[..., 10, 10] = 0.0  # a crack between splats, one pixel
+    confidence[..., 20:60, 30] = 0.2  # a crack two pixels wide
+    confidence[..., 20:60, 31] = 0.0
+    confidence[..., 30:36, 70:76] = 0.0  # a hole
+    k = 21
+    square = F.avg_pool2d(F.max_pool2d(1 - confidence, k, 1, k // 2), k, 1, k // 2,
+                          count_include_pad=False)
+    # Without a crack width (or one as wide) the band is the square filters' (done separably).
+    assert torch.allclose(hole_band(confidence, k), square, atol=1e-6)
+    assert torch.equal(hole_band(confidence, k, k), hole_band(confidence, k))
+    band = hole_band(confidence, k, 5)[0, 0]
+    # The cracks themselves stay fully in; around them the band ends 5 px out, not 21.
+    assert band[10, 10] == 1.0 and band[30, 31] == 1.0 and band[30, 30] >= 0.8
+    assert band[10, 13] > 0 and band[10, 16] == 0.0 and band[5, 10] == 0.0
+    assert band[30, 34] > 0 and band[30, 37] == 0.0 and band[30, 25] == 0.0
+    # Around the hole it spreads the full width from one pixel in from its edge.
+    inner = torch.ones_like(confidence)
+    inner[..., 31:35, 71:75] = 0.0
+    spread = hole_band(inner, k)[0, 0]
+    for cols in (slice(50, 66), slice(81, 96)):  # (next to it its crack-wide band may add)
+        assert torch.equal(band[:, cols], spread[:, cols])
+    assert band[30:36, 70:76].min() == 1.0 and band[33, 62] > 0 and band[33, 83] > 0
+    # Kept in the file, named in the log line, set from the config.
+    model = SpaceTimeModel("small", correction="band", band_px=k, crack_px=5)
+    save_spacetime(model, tmp_path / "w.safetensors", half=False)
+    loaded = load_spacetime(tmp_path / "w.safetensors")
+    assert (loaded.correction, loaded.band_px, loaded.crack_px) == ("band", k, 5)
+    from cinemagraph.models.spacetime import learned_components
+
+    assert "band 21 px, cracks 5 px" in learned_components(tmp_path / "w.safetensors")[1].description
+    start = ["experiment=spacetime_small", f"spacetime.model.init={tmp_path / 'w.safetensors'}"]
+    trainer = SpaceTimeTrainer(config(start + ["spacetime.model.correction=band",
+                                               "spacetime.model.band_px=31"] + SMALL),
+                               tmp_path / "run", torch.device("cpu"))
+    assert (trainer.model.band_px, trainer.model.crack_px) == (31, None)
+    trainer = SpaceTimeTrainer(config(start + ["spacetime.model.correction=band",
+                                               "spacetime.model.crack_px=7"] + SMALL),
+                               tmp_path / "run2", torch.device("cpu"))
+    assert (trainer.model.band_px, trainer.model.crack_px) == (31, 7)
+    with pytest.raises(UserError, match="crack band width 0 px"):
+        SpaceTimeTrainer(config(start + ["spacetime.model.correction=band",
+                                         "spacetime.model.crack_px=0"] + SMALL),
+                         tmp_path / "run3", torch.device("cpu"))
+
+
 @pytest.mark.parametrize("meta, problem", [({"correction": "bogus"}, "unknown correction"),
                                            ({"correction": "band", "band_px": "wide"},
+                                            "malformed band width"),
+                                           ({"correction": "band", "crack_px": "1.5"},
                                             "malformed band width")])
 def test_a_file_naming_an_unknown_correction_fails_in_one_line(meta, problem, tmp_path):
     from safetensors.torch import save_file
