@@ -26,7 +26,7 @@ normalisation), so ground truth and method share units and camera paths.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -368,6 +368,36 @@ class _Builder:
         }
         for face, (o, u, v, light) in faces.items():
             self.rect(f"{name}.{face}", o, u, v, texture, scale, list(shade * light))
+
+
+#: :func:`relight`'s gains: the sky's and each fluid's (darker only), and each box's.
+RELIGHT_BACKGROUND = (0.3, 1.0)
+RELIGHT_BOX = (0.6, 1.4)
+
+
+def relight(scene: Scene, rng: np.random.Generator) -> Scene:
+    """``scene`` with the sky and each fluid darker (a gain drawn in
+    :data:`RELIGHT_BACKGROUND` each) and each box (all its faces alike) darker or brighter
+    (:data:`RELIGHT_BOX`); nothing else changes (shapes, textures, motion, geometry).
+
+    In the family as drawn, what a disocclusion reveals is mostly bright sky or water behind
+    darker things, so the truth in a frame's holes is brighter than anything filled from
+    around them, and a decoder trained on it learns to lighten whatever fills a hole, dark
+    objects of a photo included. Relit, what lies behind is as often darker as brighter.
+    """
+    gains: dict[str, float] = {}
+    rects = []
+    for r in scene.rects:
+        group = r.name.split(".")[0]
+        if group not in gains:
+            if group in ("sky", "river", "waterfall"):
+                gains[group] = float(rng.uniform(*RELIGHT_BACKGROUND))
+            elif "." in r.name:  # a box's face: "occluder0.front"
+                gains[group] = float(rng.uniform(*RELIGHT_BOX))
+            else:
+                gains[group] = 1.0
+        rects.append(replace(r, tint=[c * gains[group] for c in r.tint]))
+    return replace(scene, rects=rects)
 
 
 def sample_scene(seed: int, split: str, size: tuple[int, int], device=None,

@@ -75,7 +75,9 @@ class SpaceTimeDataConfig:
     of items whose depth is softened as a monocular estimate's would be, by a Gaussian blur
     of its disparity of ``depth_blur_sigma`` ``[low, high]`` pixels (0: none; the targets
     stay exact); ``floaters``: the share of synthetic scenes given 2-4 small hovering boxes
-    just behind a box's silhouette (see :func:`cinemagraph.data.scene.sample_scene`)."""
+    just behind a box's silhouette (see :func:`cinemagraph.data.scene.sample_scene`);
+    ``relight``: the share of synthetic scenes whose sky and fluids are darkened and boxes
+    darkened or brightened (:func:`cinemagraph.data.scene.relight`)."""
 
     source: str = "synthetic"
     root: Optional[str] = None
@@ -94,6 +96,7 @@ class SpaceTimeDataConfig:
     depth_blur: float = 0.0
     depth_blur_sigma: list[float] = field(default_factory=lambda: [1.0, 4.0])
     floaters: float = 0.0
+    relight: float = 0.0
 
 
 @dataclass

@@ -42,6 +42,10 @@ Floaters (``floaters``, the share of synthetic scenes they go into, chosen by sc
 small boxes hovering just behind a box's silhouette (see
 :func:`cinemagraph.data.scene.sample_scene`), so that small island layers between a near and a
 far layer, like a photo's hand or branch, are common in training.
+
+Relighting (``relight``, the share of synthetic scenes relit, chosen by scene): the sky and
+the fluids darker, each box darker or brighter (:func:`cinemagraph.data.scene.relight`), so
+that what holes reveal is not mostly brighter than what hid it.
 """
 
 from __future__ import annotations
@@ -217,21 +221,31 @@ def build_scene_source(data):
     if unknown or not data.kinds:
         raise UserError(f"spacetime.data.kinds must name some of {', '.join(KINDS)}"
                         + (f" (not {', '.join(unknown)})" if unknown else ""))
-    if not 0.0 <= data.floaters <= 1.0:
-        raise UserError(f"spacetime.data.floaters={data.floaters}: give a share in [0, 1]")
+    for key in ("floaters", "relight"):
+        if not 0.0 <= getattr(data, key) <= 1.0:
+            raise UserError(f"spacetime.data.{key}={getattr(data, key)}: give a share in [0, 1]")
     return SyntheticSceneSource(data.scenes, data.split, data.seed, tuple(data.size),
-                                data.frames, data.supersample, data.floaters)
+                                data.frames, data.supersample, data.floaters, data.relight)
 
 
 class SyntheticSceneSource:
     """The synthetic scenes (:mod:`cinemagraph.data.scene`), rendering only what an item uses.
-    A share ``floaters`` of them (chosen by scene, the same every epoch) get 2-4 floaters."""
+    A share ``floaters`` of them (chosen by scene, the same every epoch) get 2-4 floaters, and
+    a share ``relight`` are relit (:func:`cinemagraph.data.scene.relight`)."""
 
     def __init__(self, length: int, split: str, seed: int, size: tuple[int, int], frames: int,
-                 supersample: int = 1, floaters: float = 0.0):
+                 supersample: int = 1, floaters: float = 0.0, relight: float = 0.0):
         self.length, self.split, self.seed = length, split, seed
         self.size, self.frames, self.supersample = tuple(size), frames, supersample
         self.floaters = float(floaters)
+        self.relight = float(relight)
+
+    def relight_rng(self, index: int) -> np.random.Generator | None:
+        """The generator that relights scene ``index``, or None for a share ``1 - relight``."""
+        if self.relight <= 0:
+            return None
+        rng = np.random.default_rng([self.seed, index, 19])
+        return rng if rng.random() < self.relight else None
 
     def floaters_of(self, index: int) -> int:
         """How many floaters scene ``index`` has (0 for a share ``1 - floaters``)."""
@@ -247,10 +261,13 @@ class SyntheticSceneSource:
               end: bool) -> dict:
         """The photo, its depth, motion, mask and ``K``, the targets of ``frames`` (and the
         end photo at frame ``N`` with ``end``)."""
-        from ..data.scene import render_views, sample_scene, scene_seed, source_geometry
+        from ..data.scene import relight, render_views, sample_scene, scene_seed, source_geometry
 
         scene = sample_scene(scene_seed(self.seed, self.split, index), self.split, self.size,
                              floaters=self.floaters_of(index))
+        rng = self.relight_rng(index)
+        if rng is not None:
+            scene = relight(scene, rng)
         st = scene.tensors()
         K = scene.K
         geometry = scene.geometry or source_geometry(st, K, self.size)

@@ -665,6 +665,42 @@ def test_a_share_of_the_synthetic_scenes_get_floaters_the_same_every_time():
         build_scene_source(_data(floaters=1.5))
 
 
+def test_relit_scenes_keep_their_shapes_and_darken_what_lies_behind():
+    import numpy as np
+
+    from cinemagraph.data.scene import RELIGHT_BACKGROUND, RELIGHT_BOX, relight, sample_scene
+    from cinemagraph.train.spacetime_samples import build_scene_source
+
+    scene = sample_scene(3, "train", (48, 64))
+    lit = relight(scene, np.random.default_rng(0))
+    assert [r.name for r in lit.rects] == [r.name for r in scene.rects]
+    gains = {}
+    for before, after in zip(scene.rects, lit.rects):
+        assert (after.origin, after.u, after.v, after.flow) == (before.origin, before.u, before.v, before.flow)
+        ratio = np.array(after.tint) / np.array(before.tint)
+        assert np.allclose(ratio, ratio[0])  # a gain, no colour cast
+        gains.setdefault(before.name.split(".")[0], set()).add(round(float(ratio[0]), 6))
+    assert all(len(g) == 1 for g in gains.values())  # one gain for all of a box's faces
+    assert RELIGHT_BACKGROUND[0] <= gains["sky"].pop() <= RELIGHT_BACKGROUND[1]
+    boxes = [g.pop() for name, g in gains.items() if name.startswith(("occluder", "rock"))]
+    assert boxes and all(RELIGHT_BOX[0] <= g <= RELIGHT_BOX[1] for g in boxes)
+    assert gains["ground"] == {1.0}
+    # A share of the training scenes, the same every time; the rest as drawn.
+    none, some = build_scene_source(_data()), build_scene_source(_data(relight=0.5))
+    relit = [some.relight_rng(i) is not None for i in range(40)]
+    assert all(none.relight_rng(i) is None for i in range(40)) and 5 < sum(relit) < 35
+    assert relit == [build_scene_source(_data(relight=0.5)).relight_rng(i) is not None
+                     for i in range(40)]
+    index, plain = relit.index(True), relit.index(False)
+    a, b = (src.scene(index, "anim", None, [3], end=False) for src in (some, none))
+    assert torch.equal(a["depth"], b["depth"]) and torch.equal(a["motion"], b["motion"])
+    assert not torch.equal(a["image"], b["image"])
+    assert torch.equal(some.scene(plain, "anim", None, [3], end=False)["image"],
+                       none.scene(plain, "anim", None, [3], end=False)["image"])
+    with pytest.raises(UserError, match="relight"):
+        build_scene_source(_data(relight=-0.1))
+
+
 def test_the_unreleased_candidate_loads_but_is_never_found_by_default(monkeypatch):
     import hashlib
     from pathlib import Path
