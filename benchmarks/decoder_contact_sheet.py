@@ -25,7 +25,9 @@ change against the photo, which finds a local change that the PSNR averages away
 prints, for the photo folder ``NAME``, the mean signed change (learned minus built-in, per
 RGB channel, 8-bit steps) over that box in the middle frame and in frame 0: a fixed place to
 follow from one set of weights to the next, such as astronaut_moon's dark glove at
-``--max-size 448``: ``astronaut_moon=170,175,195,200``.
+``--max-size 448``: ``astronaut_moon=170,175,195,200`` in the zoom-in path's middle frame;
+in the circle path's, that box holds the glove's lower part and the ground below it, and
+``astronaut_moon=171,148,203,180`` most of the glove.
 """
 
 from __future__ import annotations
