@@ -76,8 +76,9 @@ def _default_methods() -> list[str]:
     return [m for m in METHODS if m != "ours-learned" or learned]
 
 
-def evaluate(cfg, progress: bool = True) -> dict:
-    """Run the comparison that ``cfg`` describes; return rows, per-scene records and samples."""
+def evaluate(cfg, progress: bool = True, weights: Path | None = None) -> dict:
+    """Run the comparison that ``cfg`` describes; return rows, per-scene records and samples.
+    ``weights``: the learned method's weight file (None: the one found by default)."""
     from ..device import select_device
 
     device = select_device(None if cfg.device == "auto" else cfg.device)
@@ -123,7 +124,7 @@ def evaluate(cfg, progress: bool = True) -> dict:
         for method in methods:
             scores = {"psnr": [], "ssim": [], "lpips": [], "frame0": []}
             for name, path in scene.paths.items():
-                inp = MethodInput(image, depth, motion, path, scene.K.to(device))
+                inp = MethodInput(image, depth, motion, path, scene.K.to(device), weights)
                 with torch.no_grad():
                     frames = METHODS[method](inp).cpu()
                 target, valid = scene.frames[name], scene.valid[name]
@@ -225,11 +226,16 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
+def configure_logging(logger: logging.Logger) -> None:
+    """Messages of ``logger`` at INFO; the rest of the package's only from WARNING on (the
+    pipeline logs every scene it builds: here that would be hundreds of lines)."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    # The pipeline logs every scene it builds; here that would be hundreds of lines.
     logging.getLogger("cinemagraph").setLevel(logging.WARNING)
-    log.setLevel(logging.INFO)
+    logger.setLevel(logging.INFO)
+
+
+def main(argv: list[str] | None = None) -> int:
+    configure_logging(log)
     args = build_parser().parse_args(argv)
     try:
         cfg = load_config(args)

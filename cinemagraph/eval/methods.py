@@ -27,6 +27,7 @@ of the 3D cinemagraph along the path, ``N = len(path)``: frame ``t`` shows the f
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -48,13 +49,16 @@ from ..render.splat import splat_points
 @dataclass
 class MethodInput:
     """``image (1, 3, H, W)``, ``depth (1, 1, H, W)`` (normalised, near depth 1),
-    ``motion`` (ground truth), ``path`` (its ``K`` are the views' intrinsics), ``K (3, 3)``."""
+    ``motion`` (ground truth), ``path`` (its ``K`` are the views' intrinsics), ``K (3, 3)``;
+    ``weights``: the learned method's weight file (None: the one :func:`find_spacetime`
+    finds)."""
 
     image: Tensor
     depth: Tensor
     motion: MotionField
     path: CameraPath
     K: Tensor
+    weights: Path | None = None
 
 
 METHODS: dict[str, Callable[[MethodInput], Tensor]] = {}
@@ -276,18 +280,19 @@ def ours_without_features(inp: MethodInput) -> Tensor:
 _LEARNED: dict = {}
 
 
-def _learned_components(device) -> Components:
-    """The learned feature network and decoder found by :func:`find_spacetime` (official
-    checkpoint, else ours), loaded once per device."""
+def _learned_components(device, weights: Path | None = None) -> Components:
+    """The learned feature network and decoder of ``weights``, else those found by
+    :func:`find_spacetime` (official checkpoint, else ours), loaded once per device."""
     from ..errors import UserError
     from ..models.spacetime import find_spacetime, learned_components
 
-    path = find_spacetime()
+    path = weights or find_spacetime()
     if path is None:
         raise UserError("ours-learned needs the feature network and decoder: model_STEP.pth or "
                         "cinemagraph_spacetime.safetensors in $CINEMAGRAPH_WEIGHTS or pretrained/")
     key = (str(path), str(device))
     if key not in _LEARNED:
+        _LEARNED.clear()  # one set at a time: a checkpoint selection goes through many
         _LEARNED[key] = learned_components(path, device)
     features, decoder = _LEARNED[key]
     return Components(features=features, decoder=decoder)
@@ -295,4 +300,4 @@ def _learned_components(device) -> Components:
 
 @register("ours-learned", "Ours with the learned feature network + decoder")
 def ours_learned(inp: MethodInput) -> Tensor:
-    return _pipeline(inp, components=_learned_components(inp.image.device))
+    return _pipeline(inp, components=_learned_components(inp.image.device, inp.weights))

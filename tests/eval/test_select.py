@@ -1,0 +1,119 @@
+import csv
+
+import pytest
+import torch
+
+from cinemagraph.data.synthetic import main as synthetic_main
+from cinemagraph.errors import UserError
+from cinemagraph.eval.compare import main as compare_main
+from cinemagraph.eval.select import main as select_main
+from cinemagraph.eval.select import pick, weight_files
+from cinemagraph.models.spacetime import OWN_WEIGHTS, SpaceTimeModel, save_spacetime
+
+
+@pytest.fixture(scope="module")
+def validation(tmp_path_factory):
+    root = tmp_path_factory.mktemp("validation")
+    assert synthetic_main(["--out", str(root), "--scenes", "2", "--seed", "3", "--split", "train",
+                           "--size", "48x32", "--frames", "4", "--paths", "side",
+                           "--supersample", "1", "--device", "cpu"]) == 0
+    return root
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A training run's folder with two checkpoints: at step 10 the untrained residual preset
+    (it renders as the built-in decoder does), at step 2 the same with noisy weights."""
+    root = tmp_path_factory.mktemp("run")
+    torch.manual_seed(0)
+    save_spacetime(SpaceTimeModel("small"), root / "checkpoints" / "step_0000010.safetensors")
+    noisy = SpaceTimeModel("small")
+    with torch.no_grad():
+        for p in noisy.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    save_spacetime(noisy, root / "checkpoints" / "step_0000002.safetensors")
+    return root
+
+
+def _rows(path):
+    with open(path, newline="") as f:
+        return {r["weights"]: r for r in csv.DictReader(f)}
+
+
+def test_the_pick_is_the_best_validation_psnr_and_scores_as_the_comparison_does(
+        validation, run, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "select.csv"
+    assert select_main([str(run), "--data", str(validation), "--device", "cpu",
+                        "--out", str(out)]) == 0
+    rows = _rows(out)
+    good = str(run / "checkpoints" / "step_0000010.safetensors")
+    bad = str(run / "checkpoints" / "step_0000002.safetensors")
+    assert list(rows) == ["builtin", bad, good]  # the built-in decoder, then step order
+    assert rows[good]["picked"] == "1" and rows[bad]["picked"] == "0"
+    assert float(rows[bad]["psnr"]) < float(rows[good]["psnr"]) - 3
+    # The untrained residual preset renders as the built-in decoder does.
+    assert float(rows[good]["psnr"]) == pytest.approx(float(rows["builtin"]["psnr"]), abs=1e-6)
+    assert "**picked**" in capsys.readouterr().out
+    # The same numbers as the comparison gives the weights it finds by default.
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w" / OWN_WEIGHTS).write_bytes((run / "checkpoints" / "step_0000002.safetensors")
+                                               .read_bytes())
+    monkeypatch.setenv("CINEMAGRAPH_WEIGHTS", str(tmp_path / "w"))
+    assert compare_main(["--data", str(validation), "--split", "train", "--methods",
+                         "ours-learned", "--out", str(tmp_path / "cmp"), "--device", "cpu"]) == 0
+    with open(tmp_path / "cmp" / "per_scene.csv", newline="") as f:
+        scenes = list(csv.DictReader(f))
+    assert float(rows[bad]["psnr"]) == pytest.approx(
+        sum(float(r["psnr"]) for r in scenes) / len(scenes), abs=1e-9)
+    # Not overwritten without --overwrite, and nothing scored before saying so.
+    assert select_main([str(run), "--data", str(validation), "--device", "cpu",
+                        "--out", str(out)]) == 2
+    assert "exists: pass --overwrite" in capsys.readouterr().err
+
+
+def test_a_frame0_limit_leaves_weights_out_and_none_left_is_an_exit_of_1(validation, run, capsys):
+    good = str(run / "checkpoints" / "step_0000010.safetensors")
+    bad = str(run / "checkpoints" / "step_0000002.safetensors")
+    assert select_main([bad, "--data", str(validation), "--device", "cpu",
+                        "--max-frame0-window", "1"]) == 1
+    assert "no weights qualify" in capsys.readouterr().err
+    assert select_main([bad, good, "--data", str(validation), "--device", "cpu",
+                        "--max-frame0-window", "1", "--scenes", "1"]) == 0
+
+
+def test_pick_prefers_psnr_then_ssim_among_the_eligible():
+    rows = [{"weights": "a", "psnr": 25.0, "ssim": 0.80, "frame0_window": 9.0},
+            {"weights": "b", "psnr": 24.0, "ssim": 0.90, "frame0_window": 0.5},
+            {"weights": "c", "psnr": 24.0, "ssim": 0.95, "frame0_window": 0.5}]
+    assert pick(rows)["weights"] == "a"
+    assert pick(rows, max_frame0_window=1.0)["weights"] == "c"
+    assert pick(rows, max_frame0_window=0.1) is None
+
+
+def test_weight_files_expand_folders_in_step_order_and_name_what_is_wrong(tmp_path):
+    for name in ("step_0000100.safetensors", "step_0000020.safetensors", "step_0000020.pt"):
+        (tmp_path / "checkpoints").mkdir(exist_ok=True)
+        (tmp_path / "checkpoints" / name).write_bytes(b"")
+    (tmp_path / "model_150000.pth").write_bytes(b"")
+    (tmp_path / "run_2026-11-30_crack9.safetensors").write_bytes(b"")  # no step: first
+    (tmp_path / "notes.txt").write_text("")
+    found = weight_files([tmp_path])
+    assert [f.name for f in found] == ["run_2026-11-30_crack9.safetensors",
+                                       "step_0000020.safetensors", "step_0000100.safetensors",
+                                       "model_150000.pth"]
+    assert weight_files([found[2], tmp_path]) == [found[2], found[0], found[1], found[3]]
+    with pytest.raises(UserError, match="not a weight file"):
+        weight_files([tmp_path / "notes.txt"])
+    with pytest.raises(UserError, match="does not exist"):
+        weight_files([tmp_path / "nothing"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="no weight files in"):
+        weight_files([tmp_path / "empty"])
+
+
+def test_a_corrupt_weight_file_is_a_one_line_error(validation, tmp_path, capsys):
+    broken = tmp_path / "step_0000001.safetensors"
+    broken.write_bytes(b"not a safetensors file")
+    assert select_main([str(broken), "--data", str(validation), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: cannot read") and "\n" not in err
