@@ -51,7 +51,8 @@ def perceptual_loss_or_reason(device):
     try:
         import lpips
 
-        return lpips.LPIPS(net="vgg", verbose=False).to(device).eval(), None
+        # A fixed metric: no gradients into its own weights (its linear heads would take them).
+        return lpips.LPIPS(net="vgg", verbose=False).to(device).eval().requires_grad_(False), None
     except Exception as e:  # lpips missing or its weights unreadable
         return None, f"perceptual loss off: LPIPS-VGG could not be built ({type(e).__name__}: {e})"
 

@@ -751,3 +751,42 @@ def test_the_render_splats_the_displacement_only_for_a_decoder_that_reads_it():
         list(render_frames(scene.cloud, path, (48, 64), decoder))
     assert len(reads.got) > 4 and all(d is not None and d.shape == (1, 2, 48, 64) for d in reads.got)
     assert len(ignores.got) == len(reads.got) and all(d is None for d in ignores.got)
+
+
+def test_the_perceptual_loss_is_off_and_says_so_without_vgg_weights_and_trains_with_them(
+        tmp_path, monkeypatch, caplog):
+    # Random VGG-16 weights at the official file name, only to exercise the plumbing: the
+    # loss is built from them, logged per step and trained through; its values mean nothing.
+    import logging
+    import math
+
+    torchvision = pytest.importorskip("torchvision")
+    pytest.importorskip("lpips")
+    from cinemagraph.train.spacetime import VGG_FILE
+
+    hub = tmp_path / "hub"
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(hub))
+    cfg = config(["experiment=spacetime_small", "trainer.steps=1", "spacetime.loss.perceptual=1.0",
+                  "spacetime.loss.gan=0", "spacetime.loss.feature_matching=0"] + SMALL)
+    with caplog.at_level(logging.INFO, logger="cinemagraph.train"):
+        off = SpaceTimeTrainer(cfg, tmp_path / "off", torch.device("cpu"))
+    assert off.perceptual is None
+    assert "perceptual loss off: no VGG-16 weights" in caplog.text  # said, not replaced
+    off.run()
+    assert "perceptual" not in next(csv.DictReader(open(tmp_path / "off" / "metrics.csv")))
+
+    (hub / "checkpoints").mkdir(parents=True)
+    torch.manual_seed(0)
+    torch.save(torchvision.models.vgg16().state_dict(), hub / "checkpoints" / VGG_FILE)
+    on = SpaceTimeTrainer(cfg, tmp_path / "on", torch.device("cpu"))
+    assert on.perceptual is not None
+    assert not any(p.requires_grad for p in on.perceptual.parameters())  # a fixed metric
+    image = torch.rand(1, 3, 32, 32) * 2 - 1
+    assert float(on.perceptual(image, image).mean()) == pytest.approx(0.0, abs=1e-6)
+    on.run()
+    row = next(csv.DictReader(open(tmp_path / "on" / "metrics.csv")))
+    assert math.isfinite(float(row["perceptual"])) and float(row["perceptual"]) > 0
+    w = cfg.spacetime.loss  # the loss includes it
+    assert float(row["loss"]) == pytest.approx(
+        w.l1 * float(row["l1"]) + w.l2 * float(row["l2"]) + w.perceptual * float(row["perceptual"]),
+        rel=1e-5)
