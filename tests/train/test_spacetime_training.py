@@ -790,3 +790,22 @@ def test_the_perceptual_loss_is_off_and_says_so_without_vgg_weights_and_trains_w
     assert float(row["loss"]) == pytest.approx(
         w.l1 * float(row["l1"]) + w.l2 * float(row["l2"]) + w.perceptual * float(row["perceptual"]),
         rel=1e-5)
+
+
+def test_a_spacetime_run_writes_sample_frames_and_resumes_where_it_stopped(tmp_path):
+    cfg = config(["experiment=spacetime_small", "trainer.steps=2", "trainer.checkpoint_every=1"]
+                 + SMALL)
+    trainer = SpaceTimeTrainer(cfg, tmp_path, torch.device("cpu"))
+    trainer.run()
+    assert (tmp_path / "samples" / "step_0000002.png").exists()
+    assert (tmp_path / "checkpoints" / "step_0000002.pt").exists()
+    cfg.trainer.steps = 3
+    again = SpaceTimeTrainer(cfg, tmp_path, torch.device("cpu"))
+    assert again.step == 2
+    for k, v in trainer.model.state_dict().items():
+        assert torch.equal(again.model.state_dict()[k], v), k
+    assert torch.equal(again.opt_g.state_dict()["state"][0]["exp_avg"],
+                       trainer.opt_g.state_dict()["state"][0]["exp_avg"])
+    again.run()
+    assert again.step == 3
+    assert [int(r["step"]) for r in csv.DictReader(open(tmp_path / "metrics.csv"))] == [1, 2, 3]
