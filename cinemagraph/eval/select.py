@@ -13,8 +13,9 @@ among the weights whose frame 0 worst window (8-bit steps; frame 0 is the photo)
 
 Choose on a validation set, not on the test scenes that the results are reported on: scenes
 made from the training split's photographs with a seed of their own,
-``python -m cinemagraph.data.synthetic --out DIR --split train --seed 1`` (training draws its
-scenes from its own seeds). ``--split test`` works but is logged as a warning.
+``python -m cinemagraph.data.synthetic --out DIR --split train --seed S``, with a seed that
+your training runs' ``spacetime.data.seed`` is not. ``--split test`` works but is logged as a
+warning.
 
 Prints the table (one row per weight file, the pick marked) and writes it as CSV to
 ``--out`` (not overwritten without ``--overwrite``). What it does not judge: how the weights
