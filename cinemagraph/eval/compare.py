@@ -154,6 +154,15 @@ def evaluate(cfg, progress: bool = True, weights: Path | None = None) -> dict:
             "cameras": cameras}
 
 
+def summarize(records: list[dict]) -> dict:
+    """The table's figures of one method's per-scene ``records``: the means over scenes of
+    PSNR, SSIM and LPIPS, and frame 0's worst window over scenes."""
+    return {"psnr": metrics.mean(r["psnr"] for r in records),
+            "ssim": metrics.mean(r["ssim"] for r in records),
+            "lpips": metrics.mean(r["lpips"] for r in records),
+            "frame0_window": max(r["frame0_window"] for r in records)}
+
+
 def table(result: dict) -> str:
     """Return the markdown table of ``result`` (means over scenes)."""
     lines = [f"Scenes: {result['scenes']}; cameras: {', '.join(result['cameras'])}; depth: "
@@ -162,12 +171,10 @@ def table(result: dict) -> str:
              "| method | PSNR ↑ | SSIM ↑ | LPIPS ↓ | frame 0 worst window ↓ |",
              "|---|---|---|---|---|"]
     for method in result["methods"]:
-        rows = [r for r in result["records"] if r["method"] == method]
-        p = metrics.mean(r["psnr"] for r in rows)
-        s = metrics.mean(r["ssim"] for r in rows)
-        lp = "n/a" if result["lpips_reason"] else f"{metrics.mean(r['lpips'] for r in rows):.4f}"
-        f0 = max(r["frame0_window"] for r in rows)
-        lines.append(f"| {LABELS[method]} | {p:.2f} | {s:.4f} | {lp} | {f0:.1f} |")
+        m = summarize([r for r in result["records"] if r["method"] == method])
+        lp = "n/a" if result["lpips_reason"] else f"{m['lpips']:.4f}"
+        lines.append(f"| {LABELS[method]} | {m['psnr']:.2f} | {m['ssim']:.4f} | {lp} | "
+                     f"{m['frame0_window']:.1f} |")
     lines += ["", "Frame 0 worst window: the largest mean error over a 32x32 block of frame 0 "
               "(the photo, at the source camera) in 8-bit steps, the worst over scenes and paths."]
     if result["lpips_reason"]:

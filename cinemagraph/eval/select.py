@@ -33,7 +33,6 @@ import time
 from pathlib import Path
 
 from ..errors import UserError
-from . import metrics
 
 log = logging.getLogger(__name__)
 
@@ -72,14 +71,6 @@ def weight_files(inputs: list[str | Path]) -> list[Path]:
     return files
 
 
-def summarize(records: list[dict]) -> dict:
-    """Means over scenes as the comparison's table takes them: PSNR, SSIM, and the worst
-    frame 0 window over scenes."""
-    return {"psnr": metrics.mean(r["psnr"] for r in records),
-            "ssim": metrics.mean(r["ssim"] for r in records),
-            "frame0_window": max(r["frame0_window"] for r in records)}
-
-
 def pick(rows: list[dict], max_frame0_window: float | None = None) -> dict | None:
     """The row with the highest PSNR (then SSIM) among those whose frame 0 worst window is at
     most ``max_frame0_window`` (all rows when None); None when no row qualifies."""
@@ -93,16 +84,15 @@ def select(cfg, files: list[Path], max_frame0_window: float | None = None,
     """Score the built-in decoder and every file of ``files`` on the scenes of ``cfg`` (an
     :class:`~cinemagraph.config.EvalConfig`); return ``{"builtin", "rows", "pick"}``."""
     from omegaconf import OmegaConf
-
-    from .compare import evaluate
-
-    def score(method: str, weights: Path | None) -> dict:
-        run = OmegaConf.merge(cfg, {"methods": [method], "contact_scenes": 0})
-        return summarize(evaluate(run, progress=False, weights=weights)["records"])
-
     from tqdm import tqdm
 
     from ..models.spacetime import load_spacetime
+    from .compare import evaluate, summarize
+
+    def score(method: str, weights: Path | None) -> dict:
+        run = OmegaConf.merge(cfg, {"methods": [method], "contact_scenes": 0})
+        figures = summarize(evaluate(run, progress=False, weights=weights)["records"])
+        return {k: figures[k] for k in ("psnr", "ssim", "frame0_window")}
 
     for path in files:  # a file that does not load fails here, before any scoring
         load_spacetime(path)
@@ -131,17 +121,22 @@ def table(result: dict) -> str:
 def save_csv(result: dict, out: Path, overwrite: bool) -> None:
     """Write the rows (the built-in decoder's first, as ``builtin``) to ``out`` by way of a
     temporary name."""
+    from .compare import _write
+
     if out.exists() and not overwrite:
         raise UserError(f"'{out}' exists: pass --overwrite or another --out")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".partial")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["weights", "psnr", "ssim", "frame0_window", "picked"])
-        writer.writeheader()
-        writer.writerow({"weights": "builtin", **result["builtin"], "picked": 0})
-        for row in result["rows"]:
-            writer.writerow({**row, "picked": int(row is result["pick"])})
-    tmp.replace(out)
+
+    def write(path: Path) -> None:
+        with open(path, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=["weights", "psnr", "ssim", "frame0_window",
+                                                   "picked"])
+            writer.writeheader()
+            writer.writerow({"weights": "builtin", **result["builtin"], "picked": 0})
+            for row in result["rows"]:
+                writer.writerow({**row, "picked": int(row is result["pick"])})
+
+    _write(out, write)
 
 
 def build_parser() -> argparse.ArgumentParser:

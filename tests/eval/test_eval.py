@@ -3,21 +3,18 @@ import math
 import pytest
 import torch
 
-from cinemagraph.data.synthetic import main as synthetic_main
 from cinemagraph.eval import metrics
 from cinemagraph.eval.compare import main as compare_main
 from cinemagraph.eval.data import load_scene, scene_folders
 from cinemagraph.eval.methods import METHODS, MethodInput
 from cinemagraph.motion.field import MotionField
 
+from .scenes import tiny_scenes
+
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    root = tmp_path_factory.mktemp("synthetic")
-    assert synthetic_main(["--out", str(root), "--scenes", "2", "--seed", "3", "--split", "test",
-                           "--size", "48x32", "--frames", "4", "--paths", "side",
-                           "--supersample", "1", "--device", "cpu"]) == 0
-    return root
+    return tiny_scenes(tmp_path_factory.mktemp("synthetic"), "test")
 
 
 def test_psnr_and_ssim_on_known_images():

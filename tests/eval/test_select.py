@@ -3,21 +3,18 @@ import csv
 import pytest
 import torch
 
-from cinemagraph.data.synthetic import main as synthetic_main
 from cinemagraph.errors import UserError
 from cinemagraph.eval.compare import main as compare_main
 from cinemagraph.eval.select import main as select_main
 from cinemagraph.eval.select import pick, weight_files
 from cinemagraph.models.spacetime import OWN_WEIGHTS, SpaceTimeModel, save_spacetime
 
+from .scenes import tiny_scenes
+
 
 @pytest.fixture(scope="module")
 def validation(tmp_path_factory):
-    root = tmp_path_factory.mktemp("validation")
-    assert synthetic_main(["--out", str(root), "--scenes", "2", "--seed", "3", "--split", "train",
-                           "--size", "48x32", "--frames", "4", "--paths", "side",
-                           "--supersample", "1", "--device", "cpu"]) == 0
-    return root
+    return tiny_scenes(tmp_path_factory.mktemp("validation"), "train")
 
 
 @pytest.fixture(scope="module")
