@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 import torch
@@ -361,6 +362,11 @@ def save_spacetime(model: SpaceTimeModel, path: str | Path, half: bool = True,
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     save_file(state, str(tmp), metadata=meta)
+    # safetensors 0.8 writes through a temporary file of mode 0600 whatever the umask
+    # (safetensors/safetensors#782): give the file the mode any other new file gets.
+    umask = os.umask(0o022)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     tmp.replace(path)
 
 

@@ -615,6 +615,22 @@ def test_our_weights_save_into_a_new_folder_and_load_back_as_fp16(tmp_path):
         assert torch.equal(loaded.state_dict()[k], v.half().float()), k
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX permission bits")
+def test_our_weights_get_the_mode_the_umask_gives_other_new_files(tmp_path):
+    import os
+
+    from cinemagraph.models.spacetime import save_spacetime
+
+    old = os.umask(0o027)
+    try:
+        save_spacetime(SpaceTimeModel("small"), tmp_path / "w.safetensors")
+        (tmp_path / "other.txt").write_text("x")
+    finally:
+        os.umask(old)
+    mode = (tmp_path / "w.safetensors").stat().st_mode & 0o777
+    assert mode == (tmp_path / "other.txt").stat().st_mode & 0o777 == 0o640
+
+
 def test_the_decoders_disparity_is_normalised_over_the_covered_pixels_of_both_frames():
     from cinemagraph.models.decoder import SplattedFrame
 
