@@ -40,59 +40,24 @@ from pathlib import Path
 import numpy as np
 
 
-def render_middle(folder: Path, decoder: str, args, work: Path) -> tuple[np.ndarray, np.ndarray]:
-    import imageio.v3 as iio
-
-    from cinemagraph.cli.render import main as render
-
-    image = next(p for p in (folder / "image.jpg", folder / "image.png") if p.is_file())
-    frames = work / f"{folder.name}_{decoder}"
-    argv = [str(image), "--camera", args.camera, "--frames", str(args.frames),
-            "--max-size", str(args.max_size), "--decoder", decoder, "--save-frames", str(frames),
-            "-o", str(work / f"{folder.name}_{decoder}.mp4"), "--quiet", "--device", args.device]
-    if (folder / "image.json").is_file():
-        argv += ["--motion", str(folder / "image.json")]
-    if (folder / "depth.png").is_file():
-        argv += ["--depth", str(folder / "depth.png")]
-    if args.weights_dir:
-        argv += ["--weights-dir", str(args.weights_dir)]
-    if render(argv) != 0:
-        raise SystemExit(f"rendering '{image}' with --decoder {decoder} failed")
-    shots = sorted(frames.glob("*.png"))
-    return iio.imread(shots[len(shots) // 2])[..., :3], iio.imread(shots[0])[..., :3]
-
-
 def load_photo(folder: Path, max_size: int) -> np.ndarray:
     """The photo as the render loads it ``(H, W, 3)`` uint8: frame 0 of a path that starts
     at the source camera shows the photo itself (the fluids have not moved yet)."""
+    from cinemagraph.eval.photos import photo_image
     from cinemagraph.media.image import load_image
 
-    image = next(p for p in (folder / "image.jpg", folder / "image.png") if p.is_file())
-    photo = load_image(image, max_size or None)[0][0].permute(1, 2, 0).numpy()
+    photo = load_image(photo_image(folder), max_size or None)[0][0].permute(1, 2, 0).numpy()
     return (photo * 255.0 + 0.5).clip(0, 255).astype(np.uint8)
 
 
 def parse_region(text: str) -> tuple[str, tuple[int, int, int, int]]:
     """``NAME=X0,Y0,X1,Y1`` -> ``(NAME, (x0, y0, x1, y1))``."""
-    name, sep, box = text.partition("=")
+    from cinemagraph.eval.photos import parse_box
+
     try:
-        x0, y0, x1, y1 = (int(v) for v in box.split(","))
-    except ValueError:
-        x0 = y0 = x1 = y1 = 0
-    if not sep or not name or not (0 <= x0 < x1 and 0 <= y0 < y1):
-        raise argparse.ArgumentTypeError(
-            f"--region '{text}': give NAME=X0,Y0,X1,Y1 with X0 < X1 and Y0 < Y1, e.g. "
-            "astronaut_moon=170,175,195,200")
-    return name, (x0, y0, x1, y1)
-
-
-def region_change(before: np.ndarray, after: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
-    """Mean of ``after - before`` per channel over ``box`` ``(x0, y0, x1, y1)`` of two
-    ``(H, W, 3)`` frames."""
-    x0, y0, x1, y1 = box
-    if x1 > before.shape[1] or y1 > before.shape[0]:
-        raise SystemExit(f"region {box} does not fit a {before.shape[1]}x{before.shape[0]} frame")
-    return (after[y0:y1, x0:x1].astype(float) - before[y0:y1, x0:x1]).mean((0, 1))
+        return parse_box(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"--region {e}") from None
 
 
 def psnr(frame: np.ndarray, photo: np.ndarray) -> float:
@@ -155,11 +120,25 @@ def main(argv: list[str] | None = None) -> int:
     regions = {}
     for name, box in args.region:
         regions.setdefault(name, []).append(box)
+    from cinemagraph.errors import UserError
+    from cinemagraph.eval.photos import box_change, render_photo
+    from cinemagraph.models.spacetime import find_spacetime
+
+    weights = find_spacetime(args.weights_dir)
+    if weights is None:
+        raise SystemExit("no feature network + decoder weights in --weights-dir, "
+                         "$CINEMAGRAPH_WEIGHTS or pretrained/")
     folders = sorted(f for f in args.samples.iterdir() if f.is_dir())
+    settings = dict(camera=args.camera, frames=args.frames, max_size=args.max_size,
+                    device=args.device)
     rows, crops = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for folder in folders:
-            renders = [render_middle(folder, d, args, Path(tmp)) for d in ("builtin", "learned")]
+            try:
+                renders = [render_photo(folder, Path(tmp), weights=w, **settings)
+                           for w in (None, weights)]
+            except UserError as e:
+                raise SystemExit(f"error: {e}") from None
             pair = [r[0] for r in renders]
             photo = load_photo(folder, args.max_size)
             first = [psnr(r[1], photo) for r in renders]
@@ -174,8 +153,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"built-in {first[0]:.2f} dB, learned {first[1]:.2f} dB (largest window "
                   f"{first_worst:.1f} / 255 at (x {fx}, y {fy}))", flush=True)
             for box in regions.get(folder.name, []):
-                middle = region_change(*pair, box)
-                start = region_change(renders[0][1], renders[1][1], box)
+                middle = box_change(*pair, box)
+                start = box_change(renders[0][1], renders[1][1], box)
                 print(f"{folder.name}: region {box}: learned - built-in, middle frame "
                       f"{np.round(middle, 1).tolist()}, frame 0 {np.round(start, 1).tolist()}",
                       flush=True)

@@ -1,7 +1,8 @@
 """Pick a checkpoint of the feature network + decoder by the comparison's numbers.
 
     python -m cinemagraph.eval.select WEIGHTS [WEIGHTS ...] --data DIR [--split train]
-        [--cameras zoom-in,circle] [--scenes N] [--max-frame0-window W] [--out FILE.csv]
+        [--cameras zoom-in,circle] [--scenes N] [--max-frame0-window W]
+        [--photo-box PHOTO_DIR=X0,Y0,X1,Y1 ...] [--max-photo-change S] [--out FILE.csv]
 
 ``WEIGHTS`` are weight files (ours ``*.safetensors``, or the official ``model_STEP.pth``) or
 folders holding them: a training run's folder (its ``checkpoints/``) or any folder of such
@@ -17,9 +18,18 @@ made from the training split's photographs with a seed of their own,
 your training runs' ``spacetime.data.seed`` is not. ``--split test`` works but is logged as a
 warning.
 
+Real photos have no ground truth, but some of their parts must not change: a dark glove
+that a decoder trained on bright synthetic skies greys. ``--photo-box PHOTO_DIR=X0,Y0,X1,Y1``
+(repeatable; a folder in the sample photos' layout, pixels of the frame rendered at
+``--photo-size``; :mod:`cinemagraph.eval.photos`) renders that photo with the built-in decoder
+once and with each weight file, along each of ``--photo-cameras``, and measures the box's mean
+change in the middle frame (learned minus built-in, per RGB channel, 8-bit steps). The row's
+photo change is the largest of these in size; ``--max-photo-change`` leaves out weights
+above it, as ``--max-frame0-window`` does. Whether the photos look better stays a matter of
+looking (``benchmarks/decoder_contact_sheet.py``).
+
 Prints the table (one row per weight file, the pick marked) and writes it as CSV to
-``--out`` (not overwritten without ``--overwrite``). What it does not judge: how the weights
-look on real photos (``benchmarks/decoder_contact_sheet.py``).
+``--out`` (not overwritten without ``--overwrite``), the photo boxes' changes included.
 """
 
 from __future__ import annotations
@@ -33,6 +43,7 @@ import time
 from pathlib import Path
 
 from ..errors import UserError
+from .photos import Box, PhotoCheck, parse_box
 
 log = logging.getLogger(__name__)
 
@@ -71,18 +82,26 @@ def weight_files(inputs: list[str | Path]) -> list[Path]:
     return files
 
 
-def pick(rows: list[dict], max_frame0_window: float | None = None) -> dict | None:
+def pick(rows: list[dict], max_frame0_window: float | None = None,
+         max_photo_change: float | None = None) -> dict | None:
     """The row with the highest PSNR (then SSIM) among those whose frame 0 worst window is at
-    most ``max_frame0_window`` (all rows when None); None when no row qualifies."""
+    most ``max_frame0_window`` and whose photo change is at most ``max_photo_change`` (no
+    limit where None); None when no row qualifies."""
     eligible = [r for r in rows
-                if max_frame0_window is None or r["frame0_window"] <= max_frame0_window]
+                if (max_frame0_window is None or r["frame0_window"] <= max_frame0_window)
+                and (max_photo_change is None or r["photo_change"] <= max_photo_change)]
     return max(eligible, key=lambda r: (r["psnr"], r["ssim"]), default=None)
 
 
 def select(cfg, files: list[Path], max_frame0_window: float | None = None,
-           progress: bool = True) -> dict:
+           progress: bool = True, photos: PhotoCheck | None = None,
+           max_photo_change: float | None = None) -> dict:
     """Score the built-in decoder and every file of ``files`` on the scenes of ``cfg`` (an
-    :class:`~cinemagraph.config.EvalConfig`); return ``{"builtin", "rows", "pick"}``."""
+    :class:`~cinemagraph.config.EvalConfig`), and on ``photos``' boxes where given; return
+    ``{"builtin", "rows", "pick"}``."""
+    import tempfile
+
+    import numpy as np
     from omegaconf import OmegaConf
     from tqdm import tqdm
 
@@ -98,23 +117,32 @@ def select(cfg, files: list[Path], max_frame0_window: float | None = None,
         load_spacetime(path)
     builtin = score("ours", None)
     rows = []
-    with tqdm(files, desc="weights", unit="file", disable=not progress) as bar:
+    with tempfile.TemporaryDirectory() as work, \
+            tqdm(files, desc="weights", unit="file", disable=not progress) as bar:
         for path in bar:
-            rows.append({"weights": str(path), **score("ours-learned", path)})
-    return {"builtin": builtin, "rows": rows, "pick": pick(rows, max_frame0_window)}
+            row = {"weights": str(path), **score("ours-learned", path)}
+            if photos is not None:
+                row["boxes"] = photos.changes(path, Path(work))
+                row["photo_change"] = max(float(np.abs(c).max()) for c in row["boxes"].values())
+            rows.append(row)
+    return {"builtin": builtin, "rows": rows,
+            "pick": pick(rows, max_frame0_window, max_photo_change)}
 
 
 def table(result: dict) -> str:
     """The markdown table of :func:`select`'s result, the pick marked."""
     base = result["builtin"]
-    lines = ["| weights | PSNR ↑ | gain (dB) | SSIM ↑ | frame 0 worst window ↓ | pick |",
-             "|---|---|---|---|---|---|",
+    photos = any("photo_change" in row for row in result["rows"])
+    extra = (" photo change ↓ |", "---|", " |") if photos else ("", "", "")
+    lines = ["| weights | PSNR ↑ | gain (dB) | SSIM ↑ | frame 0 worst window ↓ |" + extra[0]
+             + " pick |", "|---|---|---|---|---|" + extra[1] + "---|",
              f"| built-in decoder | {base['psnr']:.2f} | | {base['ssim']:.4f} | "
-             f"{base['frame0_window']:.1f} | |"]
+             f"{base['frame0_window']:.1f} |" + extra[2] + " |"]
     for row in result["rows"]:
         mark = "**picked**" if row is result["pick"] else ""
+        change = f" {row['photo_change']:.1f} |" if photos else ""
         lines.append(f"| {row['weights']} | {row['psnr']:.2f} | {row['psnr'] - base['psnr']:+.2f} "
-                     f"| {row['ssim']:.4f} | {row['frame0_window']:.1f} | {mark} |")
+                     f"| {row['ssim']:.4f} | {row['frame0_window']:.1f} |{change} {mark} |")
     return "\n".join(lines) + "\n"
 
 
@@ -127,14 +155,20 @@ def save_csv(result: dict, out: Path, overwrite: bool) -> None:
         raise UserError(f"'{out}' exists: pass --overwrite or another --out")
     out.parent.mkdir(parents=True, exist_ok=True)
 
+    boxes = list(dict.fromkeys(k for row in result["rows"] for k in row.get("boxes", {})))
+    photo = ["photo_change"] + boxes if boxes else []
+
     def write(path: Path) -> None:
         with open(path, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=["weights", "psnr", "ssim", "frame0_window",
-                                                   "picked"])
+                                                   *photo, "picked"])
             writer.writeheader()
             writer.writerow({"weights": "builtin", **result["builtin"], "picked": 0})
             for row in result["rows"]:
-                writer.writerow({**row, "picked": int(row is result["pick"])})
+                changes = {k: " ".join(f"{v:.3f}" for v in c)
+                           for k, c in row.get("boxes", {}).items()}
+                writer.writerow({**{k: v for k, v in row.items() if k != "boxes"}, **changes,
+                                 "picked": int(row is result["pick"])})
 
     _write(out, write)
 
@@ -154,9 +188,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="cpu or cuda (default: cuda when present)")
     p.add_argument("--max-frame0-window", type=float,
                    help="leave out weights whose frame 0 worst window exceeds this (8-bit steps)")
+    g = p.add_argument_group("real photos (no ground truth: boxes that must not change)")
+    g.add_argument("--photo-box", type=_photo_box, action="append", default=[],
+                   metavar="PHOTO_DIR=X0,Y0,X1,Y1",
+                   help="a box of a photo folder (image.jpg or .png, optionally image.json and "
+                   "depth.png) in pixels of the rendered frame; repeatable")
+    g.add_argument("--photo-cameras", default="zoom-in,circle",
+                   help="camera paths to render the photos along (default zoom-in,circle)")
+    g.add_argument("--photo-size", type=int, default=448,
+                   help="the photos' longer side in the renders (default 448)")
+    g.add_argument("--photo-frames", type=int, default=30, help="frames per render (default 30)")
+    g.add_argument("--max-photo-change", type=float,
+                   help="leave out weights that change any box by more than this (mean of a "
+                   "channel, 8-bit steps, middle frame)")
     p.add_argument("--out", type=Path, help="also write the table here as CSV")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     return p
+
+
+def _photo_box(text: str) -> tuple[Path, Box]:
+    try:
+        name, box = parse_box(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"--photo-box {e}") from None
+    return Path(name), box
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -176,8 +231,19 @@ def main(argv: list[str] | None = None) -> int:
         if cfg.split == "test":
             log.warning("choosing on the test split: its numbers will then flatter the pick; "
                         "choose on validation scenes (--split train, a seed of their own)")
+        photos = None
+        if args.photo_box:
+            boxes: dict[Path, list[Box]] = {}
+            for folder, box in args.photo_box:
+                boxes.setdefault(folder, []).append(box)
+            photos = PhotoCheck(boxes, tuple(c for c in args.photo_cameras.split(",") if c),
+                                args.photo_frames, args.photo_size, args.device or "auto")
+        elif args.max_photo_change is not None:
+            raise UserError("--max-photo-change needs the boxes to measure: add --photo-box "
+                            "PHOTO_DIR=X0,Y0,X1,Y1")
         start = time.perf_counter()
-        result = select(cfg, files, args.max_frame0_window)
+        result = select(cfg, files, args.max_frame0_window, photos=photos,
+                        max_photo_change=args.max_photo_change)
         if args.out is not None:
             save_csv(result, args.out, args.overwrite)
     except UserError as e:
@@ -186,8 +252,8 @@ def main(argv: list[str] | None = None) -> int:
     print(table(result))
     chosen = result["pick"]
     if chosen is None:
-        print(f"no weights qualify: every frame 0 worst window exceeds "
-              f"{args.max_frame0_window:.1f}", file=sys.stderr)
+        print("no weights qualify: each exceeds --max-frame0-window or --max-photo-change",
+              file=sys.stderr)
         return 1
     log.info("picked '%s': PSNR %.2f (%+.2f dB over the built-in decoder), SSIM %.4f; %d "
              "file(s) in %.0f s", chosen["weights"], chosen["psnr"],

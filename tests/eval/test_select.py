@@ -79,12 +79,54 @@ def test_a_frame0_limit_leaves_weights_out_and_none_left_is_an_exit_of_1(validat
 
 
 def test_pick_prefers_psnr_then_ssim_among_the_eligible():
-    rows = [{"weights": "a", "psnr": 25.0, "ssim": 0.80, "frame0_window": 9.0},
-            {"weights": "b", "psnr": 24.0, "ssim": 0.90, "frame0_window": 0.5},
-            {"weights": "c", "psnr": 24.0, "ssim": 0.95, "frame0_window": 0.5}]
+    rows = [{"weights": "a", "psnr": 25.0, "ssim": 0.80, "frame0_window": 9.0,
+             "photo_change": 0.0},
+            {"weights": "b", "psnr": 24.0, "ssim": 0.90, "frame0_window": 0.5,
+             "photo_change": 0.0},
+            {"weights": "c", "psnr": 24.0, "ssim": 0.95, "frame0_window": 0.5,
+             "photo_change": 4.0}]
     assert pick(rows)["weights"] == "a"
     assert pick(rows, max_frame0_window=1.0)["weights"] == "c"
+    assert pick(rows, max_frame0_window=1.0, max_photo_change=1.0)["weights"] == "b"
+    assert pick(rows, max_photo_change=5.0)["weights"] == "a"
     assert pick(rows, max_frame0_window=0.1) is None
+
+
+def _photo(folder):
+    import imageio.v3 as iio
+    import numpy as np
+
+    folder.mkdir()
+    y, x = np.mgrid[0:48, 0:64]
+    iio.imwrite(folder / "image.png", np.stack([x * 4, y * 5, x + y], -1).astype(np.uint8))
+    return folder
+
+
+def test_photo_boxes_are_measured_for_each_weight_file_and_can_leave_weights_out(
+        validation, run, tmp_path, capsys):
+    photo = _photo(tmp_path / "photo")
+    good = str(run / "checkpoints" / "step_0000010.safetensors")
+    bad = str(run / "checkpoints" / "step_0000002.safetensors")
+    out = tmp_path / "select.csv"
+    common = ["--data", str(validation), "--device", "cpu", "--scenes", "1",
+              "--photo-box", f"{photo}=0,0,64,48", "--photo-box", f"{photo}=8,8,24,24",
+              "--photo-cameras", "zoom-in", "--photo-size", "64", "--photo-frames", "4"]
+    assert select_main([bad, good, *common, "--out", str(out)]) == 0
+    rows = _rows(out)
+    box = "photo@zoom-in=0,0,64,48"
+    assert set(rows[good]) >= {"photo_change", box, "photo@zoom-in=8,8,24,24"}
+    assert float(rows[good]["photo_change"]) < 1e-6 < 1.0 < float(rows[bad]["photo_change"])
+    assert max(abs(float(v)) for v in rows[bad][box].split()) <= float(rows[bad]["photo_change"])
+    assert "photo change" in capsys.readouterr().out
+    # A limit the noisy weights pass nowhere leaves them out, and no weights left is exit 1.
+    assert select_main([bad, *common, "--max-photo-change", "1"]) == 1
+    assert "no weights qualify" in capsys.readouterr().err
+    # A limit needs boxes; a malformed box is refused before anything runs.
+    assert select_main([good, "--data", str(validation), "--max-photo-change", "1"]) == 2
+    assert "needs the boxes" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        select_main([good, "--data", str(validation), "--photo-box", "photo=1,2,3"])
+    assert "--photo-box 'photo=1,2,3'" in capsys.readouterr().err
 
 
 def test_weight_files_expand_folders_in_step_order_and_name_what_is_wrong(tmp_path):

@@ -1,0 +1,134 @@
+"""The learned decoder against the built-in one on real photos, where no ground truth exists:
+render a photo both ways and measure the change over boxes that must not change.
+
+A photo folder has the layout of the project's sample photos: ``image.jpg`` or ``image.png``,
+optionally ``image.json`` (moving region and motion hints, labelme format) and ``depth.png``
+(a depth map). Renders go through the render command (:mod:`cinemagraph.cli.render`), so
+they are what a user gets, with everything but the decoder equal.
+
+A box is ``NAME=X0,Y0,X1,Y1``: the photo folder's name and pixels of the rendered frame
+(end exclusive), for example astronaut_moon's dark glove at ``--max-size 448`` on a circling
+camera, ``astronaut_moon=171,148,203,180``. Its change is the mean of learned minus built-in
+per RGB channel in 8-bit steps, in the middle frame (where the forward and backward clouds
+blend half and half).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UserError
+
+Box = tuple[int, int, int, int]
+
+
+def parse_box(text: str) -> tuple[str, Box]:
+    """``NAME=X0,Y0,X1,Y1`` -> ``(NAME, (x0, y0, x1, y1))``; ValueError naming the format."""
+    name, sep, box = text.partition("=")
+    try:
+        x0, y0, x1, y1 = (int(v) for v in box.split(","))
+    except ValueError:
+        x0 = y0 = x1 = y1 = 0
+    if not sep or not name or not (0 <= x0 < x1 and 0 <= y0 < y1):
+        raise ValueError(f"'{text}': give NAME=X0,Y0,X1,Y1 with X0 < X1 and Y0 < Y1, e.g. "
+                         "astronaut_moon=170,175,195,200")
+    return name, (x0, y0, x1, y1)
+
+
+def box_change(before: np.ndarray, after: np.ndarray, box: Box) -> np.ndarray:
+    """Mean of ``after - before`` per channel over ``box`` ``(x0, y0, x1, y1)`` of two
+    ``(H, W, 3)`` frames."""
+    x0, y0, x1, y1 = box
+    if x1 > before.shape[1] or y1 > before.shape[0]:
+        raise UserError(f"box {box} does not fit the {before.shape[1]}x{before.shape[0]} "
+                        "frame: give pixels of the rendered frame (see --max-size)")
+    return (after[y0:y1, x0:x1].astype(float) - before[y0:y1, x0:x1]).mean((0, 1))
+
+
+def photo_image(folder: Path) -> Path:
+    """The photo of a photo folder."""
+    for name in ("image.jpg", "image.png"):
+        if (folder / name).is_file():
+            return folder / name
+    raise UserError(f"no image.jpg or image.png in '{folder}': a photo folder holds the photo "
+                    "and optionally image.json (hints) and depth.png")
+
+
+def render_photo(folder: Path, work: Path, *, camera: str, frames: int, max_size: int,
+                 device: str = "auto", weights: Path | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Render the photo of ``folder`` with the built-in decoder (``weights`` None) or the
+    learned one of the weight file ``weights``; return its middle frame and frame 0,
+    ``(H, W, 3)`` uint8. Scratch files go under ``work``."""
+    import imageio.v3 as iio
+
+    from ..cli.render import main as render
+
+    image = photo_image(folder)
+    run = Path(tempfile.mkdtemp(dir=work))
+    argv = [str(image), "--camera", camera, "--frames", str(frames), "--max-size", str(max_size),
+            "--save-frames", str(run / "frames"), "-o", str(run / "video.mp4"), "--quiet",
+            "--device", device]
+    if weights is None:
+        argv += ["--decoder", "builtin"]
+    else:
+        # The render finds weights by their folder: give it one holding only this file.
+        from ..models.spacetime import OWN_WEIGHTS, find_spacetime
+
+        (run / "weights").mkdir()
+        placed = run / "weights" / ("model_0.pth" if weights.suffix == ".pth" else OWN_WEIGHTS)
+        shutil.copyfile(weights, placed)
+        found = find_spacetime(run / "weights")
+        if found is None or found.resolve() != placed.resolve():
+            raise UserError(f"the render would use '{found}' instead of '{weights}' (official "
+                            "checkpoints come first): move it out of $CINEMAGRAPH_WEIGHTS and "
+                            "pretrained/ to check other weights on photos")
+        argv += ["--decoder", "learned", "--weights-dir", str(run / "weights")]
+    if (folder / "image.json").is_file():
+        argv += ["--motion", str(folder / "image.json")]
+    if (folder / "depth.png").is_file():
+        argv += ["--depth", str(folder / "depth.png")]
+    if render(argv) != 0:
+        raise UserError(f"rendering '{image}' with the {'built-in' if weights is None else weights}"
+                        " decoder failed (its error is above)")
+    shots = sorted((run / "frames").glob("*.png"))
+    return iio.imread(shots[len(shots) // 2])[..., :3], iio.imread(shots[0])[..., :3]
+
+
+@dataclass
+class PhotoCheck:
+    """Boxes of photos to hold still, rendered along ``cameras``: ``boxes`` maps a photo
+    folder to its boxes."""
+
+    boxes: dict[Path, list[Box]]
+    cameras: tuple[str, ...] = ("zoom-in", "circle")
+    frames: int = 30
+    max_size: int = 448
+    device: str = "auto"
+
+    def __post_init__(self):
+        for folder in self.boxes:
+            photo_image(folder)
+        self._builtin: dict[tuple[Path, str], np.ndarray] = {}
+
+    def changes(self, weights: Path, work: Path) -> dict[str, np.ndarray]:
+        """Every box's change (learned minus built-in, per channel) for ``weights``, keyed
+        ``NAME@CAMERA=X0,Y0,X1,Y1``; the built-in renders are made once and kept."""
+        out = {}
+        for folder, boxes in self.boxes.items():
+            for camera in self.cameras:
+                key = (folder, camera)
+                settings = dict(camera=camera, frames=self.frames, max_size=self.max_size,
+                                device=self.device)
+                if key not in self._builtin:
+                    self._builtin[key] = render_photo(folder, work, **settings)[0]
+                learned = render_photo(folder, work, weights=weights, **settings)[0]
+                for box in boxes:
+                    name = f"{folder.name}@{camera}={','.join(map(str, box))}"
+                    out[name] = box_change(self._builtin[key], learned, box)
+        return out

@@ -1,0 +1,97 @@
+"""Boxes of real photos that must not change (cinemagraph.eval.photos): parsing, the signed
+mean over a box, and the renders behind ``select --photo-box`` and the contact sheet."""
+
+import argparse
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from cinemagraph.errors import UserError
+from cinemagraph.eval.photos import PhotoCheck, box_change, parse_box, render_photo
+from cinemagraph.models.spacetime import SpaceTimeModel, save_spacetime
+
+_SHEET = Path(__file__).resolve().parents[2] / "benchmarks" / "decoder_contact_sheet.py"
+BAD = ("170,175,195,200", "a=1,2,3", "a=5,0,5,4", "a=0,4,3,1", "a=x,0,1,1", "=0,0,1,1")
+
+
+def test_a_box_is_parsed_and_bad_ones_are_refused():
+    assert parse_box("astronaut_moon=170,175,195,200") == ("astronaut_moon", (170, 175, 195, 200))
+    for bad in BAD:
+        with pytest.raises(ValueError, match="NAME=X0,Y0,X1,Y1"):
+            parse_box(bad)
+
+
+def test_the_contact_sheet_refuses_bad_regions_as_an_argument_error():
+    spec = importlib.util.spec_from_file_location("decoder_contact_sheet", _SHEET)
+    sheet = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sheet)
+    assert sheet.parse_region("a=1,2,3,4") == ("a", (1, 2, 3, 4))
+    with pytest.raises(argparse.ArgumentTypeError, match="--region 'a=1,2,3'"):
+        sheet.parse_region("a=1,2,3")
+
+
+def test_the_box_change_is_the_signed_mean_over_the_box_only():
+    before = np.zeros((10, 20, 3), np.uint8)
+    after = before.copy()
+    after[2:4, 5:9] = (10, 20, 200)   # inside the box x 5..9, y 2..4
+    after[8, 15] = 255                # outside
+    np.testing.assert_allclose(box_change(before, after, (5, 2, 9, 4)), [10, 20, 200])
+    np.testing.assert_allclose(box_change(after, before, (5, 2, 9, 6)), [-5, -10, -100])
+    with pytest.raises(UserError, match="does not fit the 20x10 frame"):
+        box_change(before, after, (0, 0, 21, 4))
+
+
+@pytest.fixture(scope="module")
+def photo(tmp_path_factory):
+    """A small photo folder: a gradient with a dark square, no hints, no depth."""
+    import imageio.v3 as iio
+
+    folder = tmp_path_factory.mktemp("photos") / "square"
+    folder.mkdir()
+    y, x = np.mgrid[0:48, 0:64]
+    image = np.stack([x * 4, y * 5, np.full_like(x, 160)], -1).astype(np.uint8)
+    image[16:32, 24:40] = 30
+    iio.imwrite(folder / "image.png", image)
+    return folder
+
+
+def test_weights_that_render_as_the_built_in_decoder_change_no_box_and_noisy_ones_do(
+        photo, tmp_path):
+    torch.manual_seed(0)
+    same = tmp_path / "same.safetensors"
+    save_spacetime(SpaceTimeModel("small"), same)  # untrained: renders as the built-in decoder
+    noisy = SpaceTimeModel("small")
+    with torch.no_grad():
+        for p in noisy.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    save_spacetime(noisy, tmp_path / "noisy.safetensors")
+    check = PhotoCheck({photo: [(24, 16, 40, 32), (0, 0, 64, 48)]}, ("zoom-in",), frames=4,
+                       max_size=64, device="cpu")
+    work = tmp_path / "work"
+    work.mkdir()
+    unchanged = check.changes(same, work)
+    assert list(unchanged) == ["square@zoom-in=24,16,40,32", "square@zoom-in=0,0,64,48"]
+    assert all(np.abs(c).max() < 1e-6 for c in unchanged.values())
+    changed = check.changes(tmp_path / "noisy.safetensors", work)
+    assert np.abs(changed["square@zoom-in=0,0,64,48"]).max() > 1.0
+    # Frame 0 of the built-in render is the photo.
+    middle, first = render_photo(photo, work, camera="zoom-in", frames=4, max_size=64,
+                                 device="cpu")
+    assert first.shape == (48, 64, 3) and middle.shape == first.shape
+
+
+def test_a_missing_photo_or_one_the_render_would_not_use_fails_in_one_line(
+        photo, tmp_path, monkeypatch):
+    with pytest.raises(UserError, match="no image.jpg or image.png"):
+        PhotoCheck({tmp_path: [(0, 0, 1, 1)]})
+    official = tmp_path / "official"
+    official.mkdir()
+    (official / "model_100.pth").write_bytes(b"")
+    monkeypatch.setenv("CINEMAGRAPH_WEIGHTS", str(official))
+    save_spacetime(SpaceTimeModel("small"), tmp_path / "w.safetensors")
+    with pytest.raises(UserError, match="would use .*model_100.pth"):
+        render_photo(photo, tmp_path, camera="zoom-in", frames=2, max_size=32, device="cpu",
+                     weights=tmp_path / "w.safetensors")
