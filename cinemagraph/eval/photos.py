@@ -112,8 +112,12 @@ class PhotoCheck:
     device: str = "auto"
 
     def __post_init__(self):
-        for folder in self.boxes:
-            photo_image(folder)
+        from ..media.image import load_image
+
+        for folder, boxes in self.boxes.items():  # fail before any scoring, not after
+            height, width = load_image(photo_image(folder), self.max_size or None)[0].shape[-2:]
+            for box in boxes:
+                box_change(np.zeros((height, width, 3)), np.zeros((height, width, 3)), box)
         self._builtin: dict[tuple[Path, str], np.ndarray] = {}
 
     def changes(self, weights: Path, work: Path) -> dict[str, np.ndarray]:

@@ -87,6 +87,10 @@ def test_a_missing_photo_or_one_the_render_would_not_use_fails_in_one_line(
         photo, tmp_path, monkeypatch):
     with pytest.raises(UserError, match="no image.jpg or image.png"):
         PhotoCheck({tmp_path: [(0, 0, 1, 1)]})
+    # A box beyond the frame at this size fails when the check is set up, before any render.
+    PhotoCheck({photo: [(0, 0, 64, 48)]}, max_size=64)
+    with pytest.raises(UserError, match="does not fit the 32x24 frame"):
+        PhotoCheck({photo: [(0, 0, 64, 48)]}, max_size=32)
     official = tmp_path / "official"
     official.mkdir()
     (official / "model_100.pth").write_bytes(b"")
