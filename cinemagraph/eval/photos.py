@@ -29,7 +29,7 @@ Box = tuple[int, int, int, int]
 
 def parse_box(text: str) -> tuple[str, Box]:
     """``NAME=X0,Y0,X1,Y1`` -> ``(NAME, (x0, y0, x1, y1))``; ValueError naming the format."""
-    name, sep, box = text.partition("=")
+    name, sep, box = text.rpartition("=")  # a folder name may hold "=" itself
     try:
         x0, y0, x1, y1 = (int(v) for v in box.split(","))
     except ValueError:

@@ -19,6 +19,7 @@ BAD = ("170,175,195,200", "a=1,2,3", "a=5,0,5,4", "a=0,4,3,1", "a=x,0,1,1", "=0,
 
 def test_a_box_is_parsed_and_bad_ones_are_refused():
     assert parse_box("astronaut_moon=170,175,195,200") == ("astronaut_moon", (170, 175, 195, 200))
+    assert parse_box("runs/a=b/photo=1,2,3,4") == ("runs/a=b/photo", (1, 2, 3, 4))
     for bad in BAD:
         with pytest.raises(ValueError, match="NAME=X0,Y0,X1,Y1"):
             parse_box(bad)
