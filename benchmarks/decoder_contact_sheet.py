@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
                          "$CINEMAGRAPH_WEIGHTS or pretrained/")
     folders = sorted(f for f in args.samples.iterdir() if f.is_dir())
     settings = dict(camera=args.camera, frames=args.frames, max_size=args.max_size,
-                    device=args.device)
+                    device=args.device, weights_dir=args.weights_dir)
     rows, crops = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for folder in folders:

@@ -76,6 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="learned: the feature network and image decoder (the official "
                         "model_STEP.pth, else our weights in pretrained/); builtin: "
                         "compositing; auto (default): learned when weights are found")
+    g.add_argument("--decoder-weights", type=Path, metavar="FILE",
+                   help="the feature network + decoder weights to use (our *.safetensors or an "
+                        "official model_STEP.pth) instead of those found in --weights-dir, "
+                        "$CINEMAGRAPH_WEIGHTS or pretrained/")
     g = p.add_argument_group("rendering")
     g.add_argument("--point-radius", type=float, default=1.0, help="point radius in pixels")
     g.add_argument("--points-per-pixel", type=int, default=8, help="K nearest points per pixel")
@@ -194,8 +198,14 @@ def _learned_decoding(args, components, device) -> None:
     from ..models.spacetime import find_spacetime, learned_components
 
     if args.decoder == "builtin":
+        if args.decoder_weights is not None:
+            raise UserError("--decoder builtin uses no weights: drop --decoder-weights, or "
+                            "--decoder builtin")
         return
-    path = find_spacetime(args.weights_dir)
+    if args.decoder_weights is not None and not args.decoder_weights.is_file():
+        raise UserError(f"--decoder-weights '{args.decoder_weights}' does not exist: give a "
+                        "weight file (*.safetensors or model_STEP.pth)")
+    path = args.decoder_weights or find_spacetime(args.weights_dir)
     if path is None:
         if args.decoder == "learned":
             raise UserError("--decoder learned needs the feature network and decoder: the "

@@ -15,7 +15,6 @@ blend half and half).
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,13 +39,18 @@ def parse_box(text: str) -> tuple[str, Box]:
     return name, (x0, y0, x1, y1)
 
 
+def check_fits(box: Box, height: int, width: int) -> None:
+    """Raise :class:`UserError` unless ``box`` lies within a ``width`` x ``height`` frame."""
+    if box[2] > width or box[3] > height:
+        raise UserError(f"box {box} does not fit the {width}x{height} frame: give pixels of "
+                        "the rendered frame (see --max-size)")
+
+
 def box_change(before: np.ndarray, after: np.ndarray, box: Box) -> np.ndarray:
     """Mean of ``after - before`` per channel over ``box`` ``(x0, y0, x1, y1)`` of two
     ``(H, W, 3)`` frames."""
+    check_fits(box, *before.shape[:2])
     x0, y0, x1, y1 = box
-    if x1 > before.shape[1] or y1 > before.shape[0]:
-        raise UserError(f"box {box} does not fit the {before.shape[1]}x{before.shape[0]} "
-                        "frame: give pixels of the rendered frame (see --max-size)")
     return (after[y0:y1, x0:x1].astype(float) - before[y0:y1, x0:x1]).mean((0, 1))
 
 
@@ -60,11 +64,12 @@ def photo_image(folder: Path) -> Path:
 
 
 def render_photo(folder: Path, work: Path, *, camera: str, frames: int, max_size: int,
-                 device: str = "auto", weights: Path | None = None
-                 ) -> tuple[np.ndarray, np.ndarray]:
+                 device: str = "auto", weights: Path | None = None,
+                 weights_dir: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Render the photo of ``folder`` with the built-in decoder (``weights`` None) or the
-    learned one of the weight file ``weights``; return its middle frame and frame 0,
-    ``(H, W, 3)`` uint8. Scratch files go under ``work``."""
+    learned one of the weight file ``weights``, the other components found as the render
+    finds them (``weights_dir`` is its ``--weights-dir``); return its middle frame and frame
+    0, ``(H, W, 3)`` uint8. Scratch files go under ``work``."""
     import imageio.v3 as iio
 
     from ..cli.render import main as render
@@ -77,18 +82,9 @@ def render_photo(folder: Path, work: Path, *, camera: str, frames: int, max_size
     if weights is None:
         argv += ["--decoder", "builtin"]
     else:
-        # The render finds weights by their folder: give it one holding only this file.
-        from ..models.spacetime import OWN_WEIGHTS, find_spacetime
-
-        (run / "weights").mkdir()
-        placed = run / "weights" / ("model_0.pth" if weights.suffix == ".pth" else OWN_WEIGHTS)
-        shutil.copyfile(weights, placed)
-        found = find_spacetime(run / "weights")
-        if found is None or found.resolve() != placed.resolve():
-            raise UserError(f"the render would use '{found}' instead of '{weights}' (official "
-                            "checkpoints come first): move it out of $CINEMAGRAPH_WEIGHTS and "
-                            "pretrained/ to check other weights on photos")
-        argv += ["--decoder", "learned", "--weights-dir", str(run / "weights")]
+        argv += ["--decoder", "learned", "--decoder-weights", str(weights)]
+    if weights_dir is not None:
+        argv += ["--weights-dir", str(weights_dir)]
     if (folder / "image.json").is_file():
         argv += ["--motion", str(folder / "image.json")]
     if (folder / "depth.png").is_file():
@@ -117,7 +113,7 @@ class PhotoCheck:
         for folder, boxes in self.boxes.items():  # fail before any scoring, not after
             height, width = load_image(photo_image(folder), self.max_size or None)[0].shape[-2:]
             for box in boxes:
-                box_change(np.zeros((height, width, 3)), np.zeros((height, width, 3)), box)
+                check_fits(box, height, width)
         self._builtin: dict[tuple[Path, str], np.ndarray] = {}
 
     def changes(self, weights: Path, work: Path) -> dict[str, np.ndarray]:

@@ -91,6 +91,9 @@ def bad_inputs(tmp_path, photo):
         ([photo, "-o", tmp_path / "nowhere" / "v.mp4"], "does not exist"),
         ([photo, "-o", tmp_path / "v.avi"], "must end in .mp4 or .gif"),
         ([photo, "--frames", "0"], "at least 1 frame"),
+        ([photo, "--decoder-weights", tmp_path / "none.safetensors"],
+         "does not exist: give a weight file"),
+        ([photo, "--decoder", "builtin", "--decoder-weights", not_image], "uses no weights"),
     ]
 
 

@@ -84,19 +84,22 @@ def test_weights_that_render_as_the_built_in_decoder_change_no_box_and_noisy_one
     assert first.shape == (48, 64, 3) and middle.shape == first.shape
 
 
-def test_a_missing_photo_or_one_the_render_would_not_use_fails_in_one_line(
-        photo, tmp_path, monkeypatch):
+def test_a_missing_photo_or_a_box_off_the_frame_fails_in_one_line(photo, tmp_path):
     with pytest.raises(UserError, match="no image.jpg or image.png"):
         PhotoCheck({tmp_path: [(0, 0, 1, 1)]})
     # A box beyond the frame at this size fails when the check is set up, before any render.
     PhotoCheck({photo: [(0, 0, 64, 48)]}, max_size=64)
     with pytest.raises(UserError, match="does not fit the 32x24 frame"):
         PhotoCheck({photo: [(0, 0, 64, 48)]}, max_size=32)
+
+
+def test_the_weights_given_are_rendered_even_where_an_official_checkpoint_is_found(
+        photo, tmp_path, monkeypatch):
     official = tmp_path / "official"
     official.mkdir()
-    (official / "model_100.pth").write_bytes(b"")
+    (official / "model_100.pth").write_bytes(b"")  # found first by default, and unreadable
     monkeypatch.setenv("CINEMAGRAPH_WEIGHTS", str(official))
     save_spacetime(SpaceTimeModel("small"), tmp_path / "w.safetensors")
-    with pytest.raises(UserError, match="would use .*model_100.pth"):
-        render_photo(photo, tmp_path, camera="zoom-in", frames=2, max_size=32, device="cpu",
-                     weights=tmp_path / "w.safetensors")
+    middle, _ = render_photo(photo, tmp_path, camera="zoom-in", frames=2, max_size=32,
+                             device="cpu", weights=tmp_path / "w.safetensors")
+    assert middle.shape == (24, 32, 3)
