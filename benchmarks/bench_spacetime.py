@@ -1,9 +1,10 @@
 """Time the feature network (once per photo, on its layers) and the image decoder (every
 frame, with the residual presets' composite, displacement inputs, gate and detail rule) at
-1280x720, fp32 and bf16, for each preset; the built-in compositing decoder in the same run
-(the component the learned one replaces).
+1280x720, fp32 and bf16, for each preset; our residual presets also as the render runs them,
+at the working size (``--work-size``, the render's ``--decoder-size``: shrunk, run, enlarged);
+the built-in compositing decoder in the same run (the component the learned one replaces).
 
-    python benchmarks/bench_spacetime.py [--device cuda] [--runs 10] [--layers 3]
+    python benchmarks/bench_spacetime.py [--device cuda] [--runs 10] [--layers 3] [--work-size 448]
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from common import device_name, median_time  # noqa: E402
 
 from cinemagraph.ldi.scene import LayeredDepthImage  # noqa: E402
 from cinemagraph.models.decoder import CompositingDecoder, SplattedFrame  # noqa: E402
-from cinemagraph.models.spacetime import PRESETS, SpaceTimeModel  # noqa: E402
+from cinemagraph.models.spacetime import (PRESETS, WORK_SIZE, LearnedDecoder,  # noqa: E402
+                                          LearnedFeatures, SpaceTimeModel)
 
 
 def main():
@@ -27,6 +29,7 @@ def main():
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--runs", type=int, default=10)
     p.add_argument("--layers", type=int, default=3)
+    p.add_argument("--work-size", type=int, default=WORK_SIZE)
     args = p.parse_args()
     device = torch.device(args.device)
     if device.type == "cuda":
@@ -41,8 +44,10 @@ def main():
     ldi = LayeredDepthImage(*(getattr(ldi, k).to(device) for k in
                               ("color", "depth", "visible", "coverage", "flow", "depth_field")))
     print(f"device: {device_name(device)}; 1280x720, {L} layers")
-    print("| preset | precision | feature net per photo ms | decoder per frame ms |")
-    print("|---|---|---|---|")
+    size = args.work_size
+    print(f"| preset | precision | feature net per photo ms | decoder per frame ms | "
+          f"at {size} px: feature net ms | at {size} px: decoder ms |")
+    print("|---|---|---|---|---|---|")
 
     def frame(c):  # with the points' displacement, which the residual presets read
         alpha = torch.rand(1, 1, h, w, device=device)
@@ -63,8 +68,16 @@ def main():
                 with torch.no_grad(), torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
                     model.decode(fwd, bwd, 0.4)
 
-            print(f"| {preset} | {name} | {median_time(feats, device, runs) * 1e3:.1f} | "
-                  f"{median_time(decode, device, runs) * 1e3:.1f} |")
+            row = (f"| {preset} | {name} | {median_time(feats, device, runs) * 1e3:.1f} | "
+                   f"{median_time(decode, device, runs) * 1e3:.1f} |")
+            if model.residual:
+                features = LearnedFeatures(model, "", work_size=size)
+                decoder = LearnedDecoder(model, "", dtype=dtype or torch.float32, work_size=size)
+                row += (f" {median_time(lambda: features(ldi), device, runs) * 1e3:.1f} |"
+                        f" {median_time(lambda: decoder(fwd, bwd, 0.4), device, runs) * 1e3:.1f} |")
+            else:
+                row += " (always at the frame's size) | |"
+            print(row)
     fwd, bwd = frame(4), frame(4)
     t = median_time(lambda: CompositingDecoder()(fwd, bwd, 0.4), device, runs)
     print(f"built-in compositing decoder per frame: {t * 1e3:.1f} ms")

@@ -1,7 +1,7 @@
 """Before/after contact sheet of the feature network + decoder on real photos.
 
     python benchmarks/decoder_contact_sheet.py SAMPLES_DIR OUT.png [--weights-dir DIR]
-        [--frames 30] [--max-size 512] [--camera zoom-in] [--crops CROPS.png]
+        [--frames 30] [--max-size 512] [--camera zoom-in] [--decoder-size PX] [--crops CROPS.png]
         [--region NAME=X0,Y0,X1,Y1 ...]
 
 ``SAMPLES_DIR`` holds one folder per photo, in the layout of the project's sample photos:
@@ -113,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-size", type=int, default=512)
     p.add_argument("--camera", default="zoom-in")
     p.add_argument("--device", default="auto")
+    p.add_argument("--decoder-size", type=int, help="the render's --decoder-size (default: its own)")
     p.add_argument("--crops", type=Path, help="also write the largest change of each photo here")
     p.add_argument("--region", type=parse_region, action="append", default=[],
                    metavar="NAME=X0,Y0,X1,Y1", help="also print the mean change over this box")
@@ -135,8 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for folder in folders:
             try:
-                renders = [render_photo(folder, Path(tmp), weights=w, **settings)
-                           for w in (None, weights)]
+                renders = [render_photo(folder, Path(tmp), weights=None, **settings),
+                           render_photo(folder, Path(tmp), weights=weights,
+                                        decoder_size=args.decoder_size, **settings)]
             except UserError as e:
                 raise SystemExit(f"error: {e}") from None
             pair = [r[0] for r in renders]

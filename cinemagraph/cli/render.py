@@ -80,6 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the feature network + decoder weights to use (our *.safetensors or an "
                         "official model_STEP.pth) instead of those found in --weights-dir, "
                         "$CINEMAGRAPH_WEIGHTS or pretrained/")
+    g.add_argument("--decoder-size", type=int, default=None, metavar="PX",
+                   help="the longer side at which our learned feature network and decoder "
+                        "run (default 448, near the scale they were trained at; larger frames "
+                        "get their correction enlarged onto the built-in composite); 0: at the "
+                        "frame's own size. The official networks always run at the frame's size")
     g = p.add_argument_group("rendering")
     g.add_argument("--point-radius", type=float, default=1.0, help="point radius in pixels")
     g.add_argument("--points-per-pixel", type=int, default=8, help="K nearest points per pixel")
@@ -195,8 +200,11 @@ def _motion(args, image, hints, device):
 
 def _learned_decoding(args, components, device) -> None:
     """Put the learned feature network and decoder into ``components`` as ``--decoder`` asks."""
-    from ..models.spacetime import find_spacetime, learned_components
+    from ..models.spacetime import WORK_SIZE, find_spacetime, learned_components
 
+    if args.decoder_size is not None and args.decoder_size != 0 and args.decoder_size < 32:
+        raise UserError(f"--decoder-size {args.decoder_size}: give 32 pixels or more, or 0 "
+                        "for the frame's own size")
     if args.decoder == "builtin":
         if args.decoder_weights is not None:
             raise UserError("--decoder builtin uses no weights: drop --decoder-weights, or "
@@ -215,7 +223,8 @@ def _learned_decoding(args, components, device) -> None:
                  "cinemagraph_spacetime.safetensors in --weights-dir, $CINEMAGRAPH_WEIGHTS or "
                  "pretrained/)")
         return
-    components.features, components.decoder = learned_components(path, device)
+    size = WORK_SIZE if args.decoder_size is None else args.decoder_size or None
+    components.features, components.decoder = learned_components(path, device, work_size=size)
     log.info("features and decoder: %s", components.decoder.description)
 
 

@@ -65,11 +65,13 @@ def photo_image(folder: Path) -> Path:
 
 def render_photo(folder: Path, work: Path, *, camera: str, frames: int, max_size: int,
                  device: str = "auto", weights: Path | None = None,
-                 weights_dir: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+                 weights_dir: Path | None = None,
+                 decoder_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Render the photo of ``folder`` with the built-in decoder (``weights`` None) or the
-    learned one of the weight file ``weights``, the other components found as the render
-    finds them (``weights_dir`` is its ``--weights-dir``); return its middle frame and frame
-    0, ``(H, W, 3)`` uint8. Scratch files go under ``work``."""
+    learned one of the weight file ``weights`` (at the render's ``--decoder-size``
+    ``decoder_size``, None: its default), the other components found as the render finds
+    them (``weights_dir`` is its ``--weights-dir``); return its middle frame and frame 0,
+    ``(H, W, 3)`` uint8. Scratch files go under ``work``."""
     import imageio.v3 as iio
 
     from ..cli.render import main as render
@@ -83,6 +85,8 @@ def render_photo(folder: Path, work: Path, *, camera: str, frames: int, max_size
         argv += ["--decoder", "builtin"]
     else:
         argv += ["--decoder", "learned", "--decoder-weights", str(weights)]
+        if decoder_size is not None:
+            argv += ["--decoder-size", str(decoder_size)]
     if weights_dir is not None:
         argv += ["--weights-dir", str(weights_dir)]
     if (folder / "image.json").is_file():

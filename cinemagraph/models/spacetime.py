@@ -78,6 +78,12 @@ log = logging.getLogger("cinemagraph.models")
 #: Decoder base width by preset (the feature widths are in ``feature_net.PRESETS``).
 DECODER_BASE = {"official": 32, "base": 16, "small": 8}
 PRESETS = tuple(FEATURE_PRESETS)
+#: The longer side, in pixels, at which our residual presets' feature network and decoder
+#: run: they were trained on 256x192 scenes, and on larger frames (the render's 1920 px) they
+#: met scales they never saw and laid a fine ripple over revealed regions. Larger frames get
+#: features from shrunk layers and the decoder's correction made at this size, enlarged onto
+#: the built-in composite of their own size (:class:`LearnedFeatures`, :class:`LearnedDecoder`).
+WORK_SIZE = 448
 #: What the residual presets' decoder sees besides the splats: the built-in composite it
 #: corrects (RGB) and that composite's confidence (1 covered, 0 filled).
 COMPOSITE_CHANNELS = 4
@@ -227,11 +233,16 @@ class SpaceTimeModel(nn.Module):
         features cropped back."""
         cover = ldi.coverage.to(ldi.color.dtype)
         rgba = torch.cat([ldi.color * cover, cover], dim=1)
-        h, w = ldi.size
+        return torch.cat([ldi.color, torch.ones_like(ldi.depth), self.feature_map(rgba)], dim=1)
+
+    def feature_map(self, rgba: Tensor) -> Tensor:
+        """The feature network's ``(L, C, H, W)`` of premultiplied colour and coverage
+        ``rgba (L, 4, H, W)`` (padded to multiples of 16 and cropped back)."""
+        h, w = rgba.shape[-2:]
         rgba = _pad16(rgba)
         feats = self.feature_net(rgba)
         feats = F.interpolate(feats, size=rgba.shape[-2:], mode="bilinear", align_corners=True)
-        return torch.cat([ldi.color, torch.ones_like(ldi.depth), feats[..., :h, :w]], dim=1)
+        return feats[..., :h, :w]
 
     def decode(self, forward: SplattedFrame, backward: SplattedFrame | None, time: float) -> Tensor:
         """Return RGB ``(1, 3, H, W)`` from the splatted frames (module docstring)."""
@@ -317,27 +328,83 @@ def _moved(forward: SplattedFrame, backward: SplattedFrame | None) -> Tensor:
     return torch.cat(maps, 1)
 
 
-class LearnedFeatures:
-    """:class:`~cinemagraph.models.features.FeatureExtractor` on a :class:`SpaceTimeModel`."""
+def _work_shape(h: int, w: int, work_size: int | None) -> tuple[int, int] | None:
+    """The frame ``(h, w)`` scaled so its longer side is ``work_size``, or None where it is
+    no longer than that (or ``work_size`` is None)."""
+    if work_size is None or max(h, w) <= work_size:
+        return None
+    scale = work_size / max(h, w)
+    return max(1, round(h * scale)), max(1, round(w * scale))
 
-    def __init__(self, model: SpaceTimeModel, description: str):
-        self.model, self.description = model, description
+
+def _shrink(frame: SplattedFrame, shape: tuple[int, int]) -> SplattedFrame:
+    """``frame`` splatted as if at ``shape`` (area means: the premultiplied features and the
+    opacity as they are, depth and displacement weighted by opacity, displacement in the
+    smaller frame's pixels)."""
+    def area(x: Tensor) -> Tensor:
+        return F.interpolate(x, size=shape, mode="area")
+
+    alpha = area(frame.alpha)
+    weight = alpha.clamp_min(1e-6)
+    depth = torch.where(alpha > 0, area(frame.depth * frame.alpha) / weight, area(frame.depth))
+    displacement = None
+    if frame.displacement is not None:
+        scale = shape[1] / frame.alpha.shape[-1]
+        displacement = area(frame.displacement * frame.alpha) / weight * scale
+    return SplattedFrame(area(frame.features), alpha, depth, displacement)
+
+
+class LearnedFeatures:
+    """:class:`~cinemagraph.models.features.FeatureExtractor` on a :class:`SpaceTimeModel`.
+
+    ``work_size``: layers whose longer side exceeds it go through the feature network
+    shrunk to it (area means of the premultiplied colour and coverage) and the features
+    come back enlarged (bilinear): the networks run near the scale they were trained at
+    (None: always at the layers' own size). The layers hold the photo and the border a
+    camera path needs around it, so their scale is a little below the decoder's."""
+
+    def __init__(self, model: SpaceTimeModel, description: str, work_size: int | None = None):
+        self.model, self.description, self.work_size = model, description, work_size
         self.channels = 4 + model.feature_channels
 
     @torch.no_grad()
     def __call__(self, ldi: LayeredDepthImage) -> Tensor:
-        return self.model.features(ldi)
+        h, w = ldi.size
+        shape = _work_shape(h, w, self.work_size)
+        if shape is None:
+            return self.model.features(ldi)
+        cover = ldi.coverage.to(ldi.color.dtype)
+        rgba = F.interpolate(torch.cat([ldi.color * cover, cover], 1), size=shape, mode="area")
+        feats = self.model.feature_map(rgba)
+        feats = F.interpolate(feats, size=(h, w), mode="bilinear", align_corners=False)
+        return torch.cat([ldi.color, torch.ones_like(ldi.depth), feats], dim=1)
 
 
 class LearnedDecoder:
     """:class:`~cinemagraph.models.decoder.Decoder` on a :class:`SpaceTimeModel`."""
 
-    def __init__(self, model: SpaceTimeModel, description: str, dtype: torch.dtype = torch.float32):
+    def __init__(self, model: SpaceTimeModel, description: str, dtype: torch.dtype = torch.float32,
+                 work_size: int | None = None):
         self.model, self.description, self.dtype = model, description, dtype
         self.reads_displacement = model.residual
+        self.work_size = work_size
 
     @torch.no_grad()
     def __call__(self, forward: SplattedFrame, backward: SplattedFrame | None, time: float) -> Tensor:
+        shape = _work_shape(*forward.alpha.shape[-2:], self.work_size)
+        if shape is None or not self.model.residual:
+            return self._decode(forward, backward, time)
+        # A residual decoder's correction, made at the working size and enlarged onto the
+        # built-in composite of the frame's own size.
+        from .decoder import CompositingDecoder
+
+        small = (_shrink(forward, shape), None if backward is None else _shrink(backward, shape))
+        correction = self._decode(*small, time) - CompositingDecoder()(*small, time)
+        correction = F.interpolate(correction, size=forward.alpha.shape[-2:], mode="bilinear",
+                                   align_corners=False)
+        return (CompositingDecoder()(forward, backward, time) + correction).clamp(0, 1)
+
+    def _decode(self, forward: SplattedFrame, backward: SplattedFrame | None, time: float) -> Tensor:
         if self.dtype != torch.float32:
             with torch.autocast(forward.features.device.type, dtype=self.dtype):
                 return self.model.decode(forward, backward, time).float().clamp(0, 1)
@@ -454,13 +521,21 @@ def find_spacetime(weights_dir: str | Path | None = None) -> Path | None:
     return None
 
 
-def learned_components(path: str | Path, device=None) -> tuple[LearnedFeatures, LearnedDecoder]:
-    """Return the feature extractor and decoder of the weight file ``path`` on ``device``."""
+def learned_components(path: str | Path, device=None, work_size: int | None = WORK_SIZE
+                       ) -> tuple[LearnedFeatures, LearnedDecoder]:
+    """Return the feature extractor and decoder of the weight file ``path`` on ``device``;
+    our residual presets run at ``work_size`` (:data:`WORK_SIZE`; None: at the frame's own
+    size), the official networks always at the frame's own size."""
     path = Path(path)
     model = load_spacetime(path).to(device)
     kind = "official" if path.suffix == ".pth" else f"ours, preset '{model.preset}'"
     if model.residual:
         kind += f", correction {model.correction}"
         kind += _band_text(model.band_px, model.crack_px) if model.correction == "band" else ""
+        kind += (f", run at {work_size} px on larger frames" if work_size is not None
+                 else ", run at the frame's size")
+    else:
+        work_size = None
     description = f"learned feature network + image decoder ({kind}, '{path}')"
-    return LearnedFeatures(model, description), LearnedDecoder(model, description)
+    return (LearnedFeatures(model, description, work_size=work_size),
+            LearnedDecoder(model, description, work_size=work_size))

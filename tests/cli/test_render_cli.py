@@ -94,6 +94,7 @@ def bad_inputs(tmp_path, photo):
         ([photo, "--decoder-weights", tmp_path / "none.safetensors"],
          "does not exist: give a weight file"),
         ([photo, "--decoder", "builtin", "--decoder-weights", not_image], "uses no weights"),
+        ([photo, "--decoder-size", "8"], "give 32 pixels or more"),
     ]
 
 

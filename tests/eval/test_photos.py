@@ -103,3 +103,19 @@ def test_the_weights_given_are_rendered_even_where_an_official_checkpoint_is_fou
     middle, _ = render_photo(photo, tmp_path, camera="zoom-in", frames=2, max_size=32,
                              device="cpu", weights=tmp_path / "w.safetensors")
     assert middle.shape == (24, 32, 3)
+
+
+def test_the_render_runs_our_networks_at_the_decoder_size_it_is_given(photo, tmp_path):
+    torch.manual_seed(1)
+    noisy = SpaceTimeModel("small", correction="everywhere")  # (the photo opens no holes)
+    with torch.no_grad():
+        for p in noisy.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    weights = tmp_path / "noisy.safetensors"
+    save_spacetime(noisy, weights)
+    settings = dict(camera="circle", frames=4, max_size=64, device="cpu", weights=weights)
+    own = render_photo(photo, tmp_path, decoder_size=0, **settings)[0]
+    default = render_photo(photo, tmp_path, **settings)[0]  # 448: larger than frame and border
+    shrunk = render_photo(photo, tmp_path, decoder_size=32, **settings)[0]
+    assert np.array_equal(own, default)
+    assert np.abs(own.astype(int) - shrunk.astype(int)).max() > 2
