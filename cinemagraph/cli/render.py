@@ -24,6 +24,7 @@ log = logging.getLogger("cinemagraph")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ..models.spacetime import WORK_SIZE
     from ..render.camera import NAMED_PATHS
 
     p = argparse.ArgumentParser(
@@ -80,11 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the feature network + decoder weights to use (our *.safetensors or an "
                         "official model_STEP.pth) instead of those found in --weights-dir, "
                         "$CINEMAGRAPH_WEIGHTS or pretrained/")
-    g.add_argument("--decoder-size", type=int, default=None, metavar="PX",
+    g.add_argument("--decoder-size", type=int, default=WORK_SIZE, metavar="PX",
                    help="the longer side at which our learned feature network and decoder "
-                        "run (default 448, near the scale they were trained at; larger frames "
-                        "get their correction enlarged onto the built-in composite); 0: at the "
-                        "frame's own size. The official networks always run at the frame's size")
+                        f"run (default {WORK_SIZE}, near the scale they were trained at; larger "
+                        "frames get their correction enlarged onto the built-in composite); 0: "
+                        "at the frame's own size. The official networks always run at the "
+                        "frame's size")
     g = p.add_argument_group("rendering")
     g.add_argument("--point-radius", type=float, default=1.0, help="point radius in pixels")
     g.add_argument("--points-per-pixel", type=int, default=8, help="K nearest points per pixel")
@@ -200,9 +202,9 @@ def _motion(args, image, hints, device):
 
 def _learned_decoding(args, components, device) -> None:
     """Put the learned feature network and decoder into ``components`` as ``--decoder`` asks."""
-    from ..models.spacetime import WORK_SIZE, find_spacetime, learned_components
+    from ..models.spacetime import find_spacetime, learned_components
 
-    if args.decoder_size is not None and args.decoder_size != 0 and args.decoder_size < 32:
+    if args.decoder_size != 0 and args.decoder_size < 32:
         raise UserError(f"--decoder-size {args.decoder_size}: give 32 pixels or more, or 0 "
                         "for the frame's own size")
     if args.decoder == "builtin":
@@ -223,8 +225,8 @@ def _learned_decoding(args, components, device) -> None:
                  "cinemagraph_spacetime.safetensors in --weights-dir, $CINEMAGRAPH_WEIGHTS or "
                  "pretrained/)")
         return
-    size = WORK_SIZE if args.decoder_size is None else args.decoder_size or None
-    components.features, components.decoder = learned_components(path, device, work_size=size)
+    components.features, components.decoder = learned_components(
+        path, device, work_size=args.decoder_size or None)
     log.info("features and decoder: %s", components.decoder.description)
 
 
