@@ -8,7 +8,7 @@ The command line (:mod:`cinemagraph.cli.render`) builds the components and calls
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch.nn.functional as F
 from torch import Tensor
@@ -82,6 +82,7 @@ def build_scene(image: Tensor, depth: Tensor, motion: MotionField, steps: int,
         ldi = layered_depth_image(F.pad(image, (pad,) * 4, mode="reflect"),
                                   F.pad(depth, (pad,) * 4, mode="reflect"), padded_motion,
                                   components.inpainter, ldi_settings)
+        ldi = replace(ldi, border=pad)
     else:
         ldi = layered_depth_image(image, depth, motion, components.inpainter, ldi_settings)
     features = components.features(ldi)

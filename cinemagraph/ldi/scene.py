@@ -19,7 +19,10 @@ class LayeredDepthImage:
     ``flow``: ``(L, 2, H, W)`` motion of each layer in pixels per frame (the photo's motion on
     visible pixels, continued into inpainted ones);
     ``depth_field``: ``(L, 1, H, W)`` the layer's depth continued over the whole image, used
-    to place moving points wherever the flow takes them.
+    to place moving points wherever the flow takes them;
+    ``border``: how many pixels the layers extend past the photo on every side (the border a
+    camera path needs, :func:`cinemagraph.pipeline.build_scene`), so the photo is
+    ``(H - 2 border, W - 2 border)``.
     """
 
     color: Tensor
@@ -28,6 +31,7 @@ class LayeredDepthImage:
     coverage: Tensor
     flow: Tensor
     depth_field: Tensor
+    border: int = 0
 
     def __post_init__(self):
         check_shape("color", self.color, (None, 3, None, None))
@@ -43,3 +47,9 @@ class LayeredDepthImage:
     @property
     def size(self) -> tuple[int, int]:
         return tuple(self.color.shape[-2:])
+
+    @property
+    def photo_size(self) -> tuple[int, int]:
+        """The photo's ``(H, W)``: the layers' size less the border."""
+        h, w = self.size
+        return h - 2 * self.border, w - 2 * self.border

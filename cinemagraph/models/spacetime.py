@@ -328,12 +328,15 @@ def _moved(forward: SplattedFrame, backward: SplattedFrame | None) -> Tensor:
     return torch.cat(maps, 1)
 
 
-def _work_shape(h: int, w: int, work_size: int | None) -> tuple[int, int] | None:
-    """The frame ``(h, w)`` scaled so its longer side is ``work_size``, or None where it is
-    no longer than that (or ``work_size`` is None)."""
-    if work_size is None or max(h, w) <= work_size:
+def _work_shape(h: int, w: int, work_size: int | None,
+                reference: tuple[int, int] | None = None) -> tuple[int, int] | None:
+    """``(h, w)`` scaled as the frame ``reference`` (default ``(h, w)`` itself) is scaled so
+    its longer side is ``work_size``, or None where that is no longer than ``work_size`` (or
+    ``work_size`` is None)."""
+    longest = max(reference or (h, w))
+    if work_size is None or longest <= work_size:
         return None
-    scale = work_size / max(h, w)
+    scale = work_size / longest
     return max(1, round(h * scale)), max(1, round(w * scale))
 
 
@@ -357,11 +360,13 @@ def _shrink(frame: SplattedFrame, shape: tuple[int, int]) -> SplattedFrame:
 class LearnedFeatures:
     """:class:`~cinemagraph.models.features.FeatureExtractor` on a :class:`SpaceTimeModel`.
 
-    ``work_size``: layers whose longer side exceeds it go through the feature network
-    shrunk to it (area means of the premultiplied colour and coverage) and the features
-    come back enlarged (bilinear): the networks run near the scale they were trained at
-    (None: always at the layers' own size). The layers hold the photo and the border a
-    camera path needs around it, so their scale is a little below the decoder's."""
+    ``work_size``: the layers of a photo whose longer side exceeds it go through the feature
+    network shrunk as the photo is shrunk to it (area means of the premultiplied colour and
+    coverage), so at the scale at which :class:`LearnedDecoder` sees the frame, and the
+    features come back enlarged (bilinear): the networks run near the scale they were
+    trained at (None: always at the layers' own size). The layers hold the photo and the
+    border a camera path needs around it (:attr:`LayeredDepthImage.border`), which does not
+    count: a 448-px photo's layers keep their size at a working size of 448."""
 
     def __init__(self, model: SpaceTimeModel, description: str, work_size: int | None = None):
         self.model, self.description, self.work_size = model, description, work_size
@@ -370,7 +375,7 @@ class LearnedFeatures:
     @torch.no_grad()
     def __call__(self, ldi: LayeredDepthImage) -> Tensor:
         h, w = ldi.size
-        shape = _work_shape(h, w, self.work_size)
+        shape = _work_shape(h, w, self.work_size, ldi.photo_size)
         if shape is None:
             return self.model.features(ldi)
         cover = ldi.coverage.to(ldi.color.dtype)

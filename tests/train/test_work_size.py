@@ -109,3 +109,46 @@ def test_the_render_components_run_ours_at_the_working_size_and_say_so(tmp_path)
     assert f"run at {WORK_SIZE} px on larger frames" in decoder.description
     features, decoder = learned_components(tmp_path / "w.safetensors", work_size=None)
     assert features.work_size is None and "run at the frame's size" in decoder.description
+
+
+def test_the_border_of_the_layers_does_not_count_towards_the_working_size():
+    from dataclasses import replace
+
+    from cinemagraph.ldi.scene import LayeredDepthImage
+
+    g = torch.Generator().manual_seed(3)
+    model = _model()
+    layers, h, w, border = 2, 64, 96, 8  # a 48x80 photo with 8 px of border on every side
+    coverage = torch.rand(layers, 1, h, w, generator=g) > 0.2
+    ldi = LayeredDepthImage(torch.rand(layers, 3, h, w, generator=g),
+                            1 + torch.rand(layers, 1, h, w, generator=g), coverage, coverage,
+                            torch.zeros(layers, 2, h, w), torch.ones(layers, 1, h, w))
+    bordered = replace(ldi, border=border)
+    assert bordered.photo_size == (48, 80)
+    with torch.no_grad():
+        whole = model.features(ldi)
+    # The photo fits the working size: the layers go through whole, border and all (without
+    # the border they would be shrunk, to 80 px).
+    assert torch.equal(LearnedFeatures(model, "f", work_size=80)(bordered), whole)
+    assert not torch.equal(LearnedFeatures(model, "f", work_size=80)(ldi), whole)
+    # A photo larger than it: shrunk by the photo's factor (40 / 80), the border included.
+    got = LearnedFeatures(model, "f", work_size=40)(bordered)
+    cover = coverage.float()
+    rgba = F.interpolate(torch.cat([ldi.color * cover, cover], 1), size=(32, 48), mode="area")
+    with torch.no_grad():
+        want = F.interpolate(model.feature_map(rgba), size=(h, w), mode="bilinear",
+                             align_corners=False)
+    assert torch.allclose(got[:, 4:], want, atol=1e-6)
+
+
+def test_the_scene_says_how_far_its_layers_extend_past_the_photo():
+    from cinemagraph.motion.field import MotionField
+    from cinemagraph.pipeline import build_scene
+
+    image = torch.rand(1, 3, 24, 32)
+    depth = 1 + torch.rand(1, 1, 24, 32)
+    motion = MotionField(torch.zeros(1, 2, 24, 32), torch.zeros(1, 1, 24, 32, dtype=torch.bool))
+    scene = build_scene(image, depth, motion, steps=2, border=0.25)
+    assert scene.ldi.border == 8
+    assert scene.ldi.size == (40, 48) and scene.ldi.photo_size == (24, 32)
+    assert build_scene(image, depth, motion, steps=2).ldi.border == 0
