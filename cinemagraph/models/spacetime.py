@@ -202,9 +202,6 @@ class SpaceTimeModel(nn.Module):
         self.band_px = int(band_px)
         self.crack_px = None if crack_px is None else int(crack_px)
         self.gate = GeometryGate() if self.correction == "gate" else None
-        #: Whether the render averages each frame with the mirrored scene's (residual
-        #: presets; :class:`LearnedDecoder`): kept in the weight file, no parameter of its own.
-        self.mirror = False
 
     def set_correction(self, correction: str, band_px: int = BAND_PX,
                        crack_px: int | None = None) -> None:
@@ -360,23 +357,6 @@ def _shrink(frame: SplattedFrame, shape: tuple[int, int]) -> SplattedFrame:
     return SplattedFrame(area(frame.features), alpha, depth, displacement)
 
 
-def _mirror(x: Tensor) -> Tensor:
-    """``x (B, C, H, W)`` mirrored left to right."""
-    return x.flip(-1)
-
-
-def _mirror_frame(frame: SplattedFrame | None) -> SplattedFrame | None:
-    """``frame`` as the mirrored scene splats it: every map mirrored left to right, and the
-    displacement's x component negated (a point that moved right moves left)."""
-    if frame is None:
-        return None
-    displacement = frame.displacement
-    if displacement is not None:
-        displacement = _mirror(displacement) * displacement.new_tensor([-1.0, 1.0]).view(1, 2, 1, 1)
-    return SplattedFrame(_mirror(frame.features), _mirror(frame.alpha), _mirror(frame.depth),
-                         displacement)
-
-
 class LearnedFeatures:
     """:class:`~cinemagraph.models.features.FeatureExtractor` on a :class:`SpaceTimeModel`.
 
@@ -386,50 +366,33 @@ class LearnedFeatures:
     features come back enlarged (bilinear): the networks run near the scale they were
     trained at (None: always at the layers' own size). The layers hold the photo and the
     border a camera path needs around it (:attr:`LayeredDepthImage.border`), which does not
-    count: a 448-px photo's layers keep their size at a working size of 448.
+    count: a 448-px photo's layers keep their size at a working size of 448."""
 
-    ``mirror``: the points also carry the features of the mirrored layers (the feature
-    network on the layers mirrored left to right, its output mirrored back), after their
-    own: ``[RGB, 1, features, mirrored features]``, for :class:`LearnedDecoder`'s mirrored
-    pass. Splatting is linear in the features, so one splat serves both passes."""
-
-    def __init__(self, model: SpaceTimeModel, description: str, work_size: int | None = None,
-                 mirror: bool = False):
+    def __init__(self, model: SpaceTimeModel, description: str, work_size: int | None = None):
         self.model, self.description, self.work_size = model, description, work_size
-        self.mirror = mirror
-        self.channels = 4 + model.feature_channels * (2 if mirror else 1)
+        self.channels = 4 + model.feature_channels
 
     @torch.no_grad()
     def __call__(self, ldi: LayeredDepthImage) -> Tensor:
         h, w = ldi.size
         shape = _work_shape(h, w, self.work_size, ldi.photo_size)
+        if shape is None:
+            return self.model.features(ldi)
         cover = ldi.coverage.to(ldi.color.dtype)
-        rgba = torch.cat([ldi.color * cover, cover], 1)
-        if shape is not None:
-            rgba = F.interpolate(rgba, size=shape, mode="area")
-        feats = [self.model.feature_map(rgba)]
-        if self.mirror:
-            feats.append(_mirror(self.model.feature_map(_mirror(rgba))))
-        if shape is not None:
-            feats = [F.interpolate(f, size=(h, w), mode="bilinear", align_corners=False)
-                     for f in feats]
-        return torch.cat([ldi.color, torch.ones_like(ldi.depth), *feats], dim=1)
+        rgba = F.interpolate(torch.cat([ldi.color * cover, cover], 1), size=shape, mode="area")
+        feats = self.model.feature_map(rgba)
+        feats = F.interpolate(feats, size=(h, w), mode="bilinear", align_corners=False)
+        return torch.cat([ldi.color, torch.ones_like(ldi.depth), feats], dim=1)
 
 
 class LearnedDecoder:
-    """:class:`~cinemagraph.models.decoder.Decoder` on a :class:`SpaceTimeModel`.
-
-    ``mirror`` (with :class:`LearnedFeatures`' ``mirror``): the frame is also decoded as the
-    mirrored scene gives it (the mirrored features' splat, mirrored left to right, the
-    displacement's x negated), that frame is mirrored back, and the two are averaged: the
-    same networks, a second opinion on the same splats, at twice the decoder's cost."""
+    """:class:`~cinemagraph.models.decoder.Decoder` on a :class:`SpaceTimeModel`."""
 
     def __init__(self, model: SpaceTimeModel, description: str, dtype: torch.dtype = torch.float32,
-                 work_size: int | None = None, mirror: bool = False):
+                 work_size: int | None = None):
         self.model, self.description, self.dtype = model, description, dtype
         self.reads_displacement = model.residual
         self.work_size = work_size
-        self.mirror = mirror
 
     @torch.no_grad()
     def __call__(self, forward: SplattedFrame, backward: SplattedFrame | None, time: float) -> Tensor:
@@ -447,23 +410,6 @@ class LearnedDecoder:
         return (CompositingDecoder()(forward, backward, time) + correction).clamp(0, 1)
 
     def _decode(self, forward: SplattedFrame, backward: SplattedFrame | None, time: float) -> Tensor:
-        if not self.mirror:
-            return self._run(forward, backward, time)
-        # The points carry [RGB, 1, features, mirrored features] (LearnedFeatures).
-        c = 4 + self.model.feature_channels
-
-        def split(frame: SplattedFrame | None, own: bool) -> SplattedFrame | None:
-            if frame is None:
-                return None
-            f = frame.features
-            return frame._replace(features=f[:, :c] if own else torch.cat([f[:, :4], f[:, c:]], 1))
-
-        own = self._run(split(forward, True), split(backward, True), time)
-        mirrored = self._run(_mirror_frame(split(forward, False)),
-                             _mirror_frame(split(backward, False)), time)
-        return 0.5 * (own + _mirror(mirrored))
-
-    def _run(self, forward: SplattedFrame, backward: SplattedFrame | None, time: float) -> Tensor:
         if self.dtype != torch.float32:
             with torch.autocast(forward.features.device.type, dtype=self.dtype):
                 return self.model.decode(forward, backward, time).float().clamp(0, 1)
@@ -484,8 +430,6 @@ def save_spacetime(model: SpaceTimeModel, path: str | Path, half: bool = True,
         meta.update(correction=model.correction, band_px=str(model.band_px))
         if model.crack_px is not None:
             meta.update(crack_px=str(model.crack_px))
-        if model.mirror:
-            meta.update(mirror="1")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -542,9 +486,6 @@ def load_spacetime(path: str | Path) -> SpaceTimeModel:
                             f"missing, {len(unexpected)} unexpected, {len(wrong)} mis-shaped "
                             f"keys, e.g. {(missing + unexpected + wrong)[:2]})")
         model.load_state_dict(state, strict=True)
-        if meta.get("mirror", "0") not in ("0", "1"):
-            raise UserError(f"'{path}' has a malformed mirror flag ('{meta['mirror']}'; 0 or 1)")
-        model.mirror = model.residual and meta.get("mirror") == "1"
         return model.eval()
     model = SpaceTimeModel("official")
     top = read_checkpoint(path)
@@ -585,25 +526,21 @@ def find_spacetime(weights_dir: str | Path | None = None) -> Path | None:
     return None
 
 
-def learned_components(path: str | Path, device=None, work_size: int | None = WORK_SIZE,
-                       mirror: bool | None = None) -> tuple[LearnedFeatures, LearnedDecoder]:
+def learned_components(path: str | Path, device=None, work_size: int | None = WORK_SIZE
+                       ) -> tuple[LearnedFeatures, LearnedDecoder]:
     """Return the feature extractor and decoder of the weight file ``path`` on ``device``;
     our residual presets run at ``work_size`` (:data:`WORK_SIZE`; None: at the frame's own
-    size) and, with ``mirror`` (None: as the file says, :attr:`SpaceTimeModel.mirror`),
-    average each frame with the mirrored scene's (:class:`LearnedDecoder`); the official
-    networks always run once, at the frame's own size, as the original."""
+    size), the official networks always at the frame's own size."""
     path = Path(path)
     model = load_spacetime(path).to(device)
-    mirror = model.mirror if mirror is None else mirror
     kind = "official" if path.suffix == ".pth" else f"ours, preset '{model.preset}'"
     if model.residual:
         kind += f", correction {model.correction}"
         kind += _band_text(model.band_px, model.crack_px) if model.correction == "band" else ""
         kind += (f", run at {work_size} px on larger frames" if work_size is not None
                  else ", run at the frame's size")
-        kind += ", averaged with the mirrored scene" if mirror else ""
     else:
-        work_size, mirror = None, False
+        work_size = None
     description = f"learned feature network + image decoder ({kind}, '{path}')"
-    return (LearnedFeatures(model, description, work_size=work_size, mirror=mirror),
-            LearnedDecoder(model, description, work_size=work_size, mirror=mirror))
+    return (LearnedFeatures(model, description, work_size=work_size),
+            LearnedDecoder(model, description, work_size=work_size))
