@@ -11,6 +11,11 @@ A box is ``NAME=X0,Y0,X1,Y1``: the photo folder's name and pixels of the rendere
 camera, ``astronaut_moon=171,148,203,180``. Its change is the mean of learned minus built-in
 per RGB channel in 8-bit steps, in the middle frame (where the forward and backward clouds
 blend half and half).
+
+A photo mirrored left to right (:func:`mirror_photo`: the photo, its depth and its hints) is
+as good a photo, and a decoder that keeps a dark region of it keeps it on either side; but
+our networks are no mirror-symmetric functions, and a box's change can differ by several
+steps between the two (``PhotoCheck(mirrored=True)`` measures both).
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ import numpy as np
 from ..errors import UserError
 
 Box = tuple[int, int, int, int]
+#: What a photo folder may hold besides the photo, mirrored with it (:func:`mirror_photo`).
+DEPTH_FILE, HINTS_FILE = "depth.png", "image.json"
 
 
 def parse_box(text: str) -> tuple[str, Box]:
@@ -63,6 +70,37 @@ def photo_image(folder: Path) -> Path:
                     "and optionally image.json (hints) and depth.png")
 
 
+def mirror_photo(folder: Path, out: Path) -> Path:
+    """Write ``folder``'s photo mirrored left to right into the photo folder ``out`` (made),
+    with its depth map and its labelme hints (x becomes ``imageWidth - x``; the embedded
+    picture, if any, is dropped) mirrored too; return ``out``."""
+    import json
+
+    import imageio.v3 as iio
+
+    out.mkdir(parents=True, exist_ok=True)
+    image = photo_image(folder)
+    picture = iio.imread(image)
+    iio.imwrite(out / image.name, np.ascontiguousarray(picture[:, ::-1]))
+    if (folder / DEPTH_FILE).is_file():
+        depth = iio.imread(folder / DEPTH_FILE)
+        iio.imwrite(out / DEPTH_FILE, np.ascontiguousarray(depth[:, ::-1]))
+    if (folder / HINTS_FILE).is_file():
+        data = json.loads((folder / HINTS_FILE).read_text())
+        width = data.get("imageWidth", picture.shape[1])
+        for shape in data.get("shapes", []):
+            shape["points"] = [[width - x, y] for x, y in shape["points"]]
+        data["imageData"] = None
+        (out / HINTS_FILE).write_text(json.dumps(data))
+    return out
+
+
+def mirror_box(box: Box, width: int) -> Box:
+    """``box`` of a ``width``-pixel-wide frame, in the mirrored frame's pixels."""
+    x0, y0, x1, y1 = box
+    return width - x1, y0, width - x0, y1
+
+
 def render_photo(folder: Path, work: Path, *, camera: str, frames: int, max_size: int,
                  device: str = "auto", weights: Path | None = None,
                  weights_dir: Path | None = None,
@@ -89,10 +127,10 @@ def render_photo(folder: Path, work: Path, *, camera: str, frames: int, max_size
             argv += ["--decoder-size", str(decoder_size)]
     if weights_dir is not None:
         argv += ["--weights-dir", str(weights_dir)]
-    if (folder / "image.json").is_file():
-        argv += ["--motion", str(folder / "image.json")]
-    if (folder / "depth.png").is_file():
-        argv += ["--depth", str(folder / "depth.png")]
+    if (folder / HINTS_FILE).is_file():
+        argv += ["--motion", str(folder / HINTS_FILE)]
+    if (folder / DEPTH_FILE).is_file():
+        argv += ["--depth", str(folder / DEPTH_FILE)]
     if render(argv) != 0:
         raise UserError(f"rendering '{image}' with the {'built-in' if weights is None else weights}"
                         " decoder failed (its error is above)")
@@ -103,36 +141,50 @@ def render_photo(folder: Path, work: Path, *, camera: str, frames: int, max_size
 @dataclass
 class PhotoCheck:
     """Boxes of photos to hold still, rendered along ``cameras``: ``boxes`` maps a photo
-    folder to its boxes."""
+    folder to its boxes. ``mirrored``: each photo is also rendered mirrored left to right
+    (:func:`mirror_photo`) and its boxes measured there, mirrored."""
 
     boxes: dict[Path, list[Box]]
     cameras: tuple[str, ...] = ("zoom-in", "circle")
     frames: int = 30
     max_size: int = 448
     device: str = "auto"
+    mirrored: bool = False
 
     def __post_init__(self):
         from ..media.image import load_image
 
+        self._widths: dict[Path, int] = {}
         for folder, boxes in self.boxes.items():  # fail before any scoring, not after
             height, width = load_image(photo_image(folder), self.max_size or None)[0].shape[-2:]
             for box in boxes:
                 check_fits(box, height, width)
+            self._widths[folder] = width
         self._builtin: dict[tuple[Path, str], np.ndarray] = {}
 
     def changes(self, weights: Path, work: Path) -> dict[str, np.ndarray]:
         """Every box's change (learned minus built-in, per channel) for ``weights``, keyed
-        ``NAME@CAMERA=X0,Y0,X1,Y1``; the built-in renders are made once and kept."""
+        ``NAME@CAMERA=X0,Y0,X1,Y1`` (``NAME@CAMERA+mirror=...`` on the mirrored photo, the
+        box as given); the built-in renders (and mirrored photos, under ``work``) are made
+        once and kept."""
         out = {}
         for folder, boxes in self.boxes.items():
+            sides = [(folder, "", boxes)]
+            if self.mirrored:
+                mirrored = work / "mirrored" / folder.name
+                if not mirrored.is_dir():
+                    mirror_photo(folder, mirrored)
+                sides.append((mirrored, "+mirror",
+                              [mirror_box(b, self._widths[folder]) for b in boxes]))
             for camera in self.cameras:
-                key = (folder, camera)
                 settings = dict(camera=camera, frames=self.frames, max_size=self.max_size,
                                 device=self.device)
-                if key not in self._builtin:
-                    self._builtin[key] = render_photo(folder, work, **settings)[0]
-                learned = render_photo(folder, work, weights=weights, **settings)[0]
-                for box in boxes:
-                    name = f"{folder.name}@{camera}={','.join(map(str, box))}"
-                    out[name] = box_change(self._builtin[key], learned, box)
+                for source, tag, measured in sides:
+                    key = (source, camera)
+                    if key not in self._builtin:
+                        self._builtin[key] = render_photo(source, work, **settings)[0]
+                    learned = render_photo(source, work, weights=weights, **settings)[0]
+                    for box, at in zip(boxes, measured):
+                        name = f"{folder.name}@{camera}{tag}={','.join(map(str, box))}"
+                        out[name] = box_change(self._builtin[key], learned, at)
         return out

@@ -25,7 +25,10 @@ that a decoder trained on bright synthetic skies greys. ``--photo-box PHOTO_DIR=
 once and with each weight file, along each of ``--photo-cameras``, and measures the box's mean
 change in the middle frame (learned minus built-in, per RGB channel, 8-bit steps). The row's
 photo change is the largest of these in size; ``--max-photo-change`` leaves out weights
-above it, as ``--max-frame0-window`` does. Whether the photos look better stays a matter of
+above it, as ``--max-frame0-window`` does. ``--photo-mirror`` measures every box on the photo
+mirrored left to right too (:func:`~cinemagraph.eval.photos.mirror_photo`): our networks are no
+mirror-symmetric functions, and a weight file that keeps a box on one side can change it by
+several steps on the other. Whether the photos look better stays a matter of
 looking (``benchmarks/decoder_contact_sheet.py``).
 
 Prints the table (one row per weight file, the pick marked) and writes it as CSV to
@@ -198,6 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--photo-size", type=int, default=448,
                    help="the photos' longer side in the renders (default 448)")
     g.add_argument("--photo-frames", type=int, default=30, help="frames per render (default 30)")
+    g.add_argument("--photo-mirror", action="store_true",
+                   help="also render each photo mirrored left to right and measure its boxes "
+                   "there (a decoder that keeps a region keeps it on either side)")
     g.add_argument("--max-photo-change", type=float,
                    help="leave out weights that change any box by more than this (mean of a "
                    "channel, 8-bit steps, middle frame)")
@@ -237,9 +243,11 @@ def main(argv: list[str] | None = None) -> int:
             for folder, box in args.photo_box:
                 boxes.setdefault(folder, []).append(box)
             photos = PhotoCheck(boxes, tuple(c for c in args.photo_cameras.split(",") if c),
-                                args.photo_frames, args.photo_size, args.device or "auto")
-        elif args.max_photo_change is not None:
-            raise UserError("--max-photo-change needs the boxes to measure: add --photo-box "
+                                args.photo_frames, args.photo_size, args.device or "auto",
+                                mirrored=args.photo_mirror)
+        elif args.max_photo_change is not None or args.photo_mirror:
+            flag = "--photo-mirror" if args.photo_mirror else "--max-photo-change"
+            raise UserError(f"{flag} needs the boxes to measure: add --photo-box "
                             "PHOTO_DIR=X0,Y0,X1,Y1")
         start = time.perf_counter()
         result = select(cfg, files, args.max_frame0_window, photos=photos,

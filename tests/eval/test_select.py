@@ -124,6 +124,15 @@ def test_photo_boxes_are_measured_for_each_weight_file_and_can_leave_weights_out
     # A limit needs boxes; a malformed box is refused before anything runs.
     assert select_main([good, "--data", str(validation), "--max-photo-change", "1"]) == 2
     assert "needs the boxes" in capsys.readouterr().err
+    assert select_main([good, "--data", str(validation), "--photo-mirror"]) == 2
+    assert "--photo-mirror needs the boxes" in capsys.readouterr().err
+    # The mirrored photo's boxes are columns of their own.
+    mirrored = tmp_path / "mirrored.csv"
+    assert select_main([bad, *common, "--photo-mirror", "--out", str(mirrored)]) == 0
+    row = _rows(mirrored)[bad]
+    assert {box, "photo@zoom-in+mirror=0,0,64,48", "photo@zoom-in+mirror=8,8,24,24"} <= set(row)
+    assert row[box] == rows[bad][box]  # the photo itself measures as before
+    assert float(row["photo_change"]) >= float(rows[bad]["photo_change"])
     with pytest.raises(SystemExit):
         select_main([good, "--data", str(validation), "--photo-box", "photo=1,2,3"])
     assert "--photo-box 'photo=1,2,3'" in capsys.readouterr().err
