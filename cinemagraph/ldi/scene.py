@@ -48,6 +48,12 @@ class LayeredDepthImage:
     def size(self) -> tuple[int, int]:
         return tuple(self.color.shape[-2:])
 
+    def to(self, device, non_blocking: bool = False) -> "LayeredDepthImage":
+        """The same layers with every tensor on ``device``."""
+        tensors = {k: getattr(self, k).to(device, non_blocking=non_blocking)
+                   for k in ("color", "depth", "visible", "coverage", "flow", "depth_field")}
+        return LayeredDepthImage(**tensors, border=self.border)
+
     @property
     def photo_size(self) -> tuple[int, int]:
         """The photo's ``(H, W)``: the layers' size less the border."""

@@ -313,9 +313,7 @@ def to_device(item: dict, device) -> dict:
         return None if x is None else x.to(device, non_blocking=True)
 
     def move_ldi(ldi):
-        if ldi is None:
-            return None
-        return type(ldi)(**{k: move(getattr(ldi, k)) for k in ldi.__dataclass_fields__})
+        return None if ldi is None else ldi.to(device, non_blocking=True)
 
     samples = []
     for s in item["samples"]:
