@@ -107,8 +107,10 @@ class SpaceTimeModelConfig:
     ``init`` switch to it), ``band_px`` the band's width and ``crack_px`` its width around
     cracks (holes under 3 px across; null: ``band_px``); ``gate_lr``: the learning rate of
     the gate (null: ``train.lr``; it starts at ``sigmoid(2)``, where its gradient is small,
-    so it may need a higher one; 0 keeps it fixed); the discriminator as for the motion
-    network."""
+    so it may need a higher one; 0 keeps it fixed); ``ema``: the decay of an exponential
+    moving average of the weights, updated after every step (0: none; 0.999 averages over
+    about the last 1,000 steps), which the ``step_N.safetensors`` checkpoints then hold
+    (the ``.pt`` files hold both); the discriminator as for the motion network."""
 
     preset: str = "small"
     init: Optional[str] = None
@@ -116,6 +118,7 @@ class SpaceTimeModelConfig:
     band_px: int = 31
     crack_px: Optional[int] = None
     gate_lr: Optional[float] = None
+    ema: float = 0.0
     ndf: int = 64
     n_layers_d: int = 3
     num_d: int = 2

@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
+from ..errors import UserError
+
 log = logging.getLogger("cinemagraph.train")
 
 
@@ -119,6 +121,10 @@ class Trainer:
             return
         state = torch.load(found[-1], map_location=self.device, weights_only=True)
         for name, module in self.modules().items():
+            if name not in state:
+                raise UserError(f"'{found[-1]}' holds no '{name}' (the run was started with "
+                                "other settings): resume it with those, or start a new run "
+                                "directory (its weights can be the init)")
             _unwrap(module).load_state_dict(state[name])
         self.step = int(state["step"])
         log.info("resumed from '%s' at step %d", found[-1], self.step)

@@ -18,6 +18,7 @@ epoch; rank 0 writes logs, samples and checkpoints.
 
 from __future__ import annotations
 
+import copy
 import logging
 from pathlib import Path
 
@@ -105,6 +106,12 @@ class SpaceTimeTrainer(Trainer):
             raise UserError(f"spacetime.model.correction / band_px / crack_px: {e}") from None
         self.model = model.to(device).train()
         self.render = SpaceTimeRender(self.model)
+        if not 0.0 <= s.model.ema < 1.0:
+            raise UserError(f"spacetime.model.ema={s.model.ema}: give a decay in [0, 1) "
+                            "(0: no moving average; 0.999 is usual)")
+        #: The moving average of the weights (None: off), what the weight files hold.
+        self.ema = (copy.deepcopy(self.model).eval().requires_grad_(False)
+                    if s.model.ema > 0 else None)
         self.D = MultiscaleDiscriminator(3, s.model.ndf, s.model.n_layers_d, s.model.num_d).to(device)
         if self.world > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP
@@ -135,9 +142,22 @@ class SpaceTimeTrainer(Trainer):
         return items
 
     def modules(self) -> dict:
-        return {"spacetime": self.model, "netD": self.D, "optimizer_g": self.opt_g,
-                "optimizer_d": self.opt_d, "scheduler_g": self.sched_g,
-                "scheduler_d": self.sched_d}
+        out = {"spacetime": self.model, "netD": self.D, "optimizer_g": self.opt_g,
+               "optimizer_d": self.opt_d, "scheduler_g": self.sched_g,
+               "scheduler_d": self.sched_d}
+        return out if self.ema is None else {**out, "ema": self.ema}
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        """Move the average towards the weights: ``ema = decay ema + (1 - decay) weights``
+        (buffers, if any, copied)."""
+        if self.ema is None:
+            return
+        # One fused update over every parameter (torch.optim.swa_utils does the same).
+        torch._foreach_lerp_(list(self.ema.parameters()), list(self.model.parameters()),
+                             1.0 - self.cfg.spacetime.model.ema)
+        for mean, buffer in zip(self.ema.buffers(), self.model.buffers()):
+            mean.copy_(buffer)
 
     def train_step(self, batch: list) -> dict[str, float]:
         w = self.cfg.spacetime.loss
@@ -178,6 +198,7 @@ class SpaceTimeTrainer(Trainer):
             out.update(g_gan=gan, feature_matching=fm)
         loss.backward()
         self.opt_g.step()
+        self.update_ema()
         self.sched_g.step()
         if adversarial:
             self.sched_d.step()
@@ -203,8 +224,11 @@ class SpaceTimeTrainer(Trainer):
         if path is not None:
             from ..models.spacetime import save_spacetime
 
-            save_spacetime(self.model, path.with_suffix(".safetensors"), half=False,
-                           metadata={"step": self.step})
+            meta = {"step": self.step}
+            if self.ema is not None:
+                meta["ema"] = self.cfg.spacetime.model.ema
+            save_spacetime(self.model if self.ema is None else self.ema,
+                           path.with_suffix(".safetensors"), half=False, metadata=meta)
             for old in sorted(path.parent.glob("step_*.safetensors")):
                 if not old.with_suffix(".pt").exists():
                     old.unlink()

@@ -825,3 +825,47 @@ def test_a_spacetime_run_writes_sample_frames_and_resumes_where_it_stopped(tmp_p
     again.run()
     assert again.step == 3
     assert [int(r["step"]) for r in csv.DictReader(open(tmp_path / "metrics.csv"))] == [1, 2, 3]
+
+
+def test_a_moving_average_of_the_weights_is_what_the_weight_files_hold(tmp_path):
+    cfg = config(["experiment=spacetime_small", "trainer.steps=2", "trainer.checkpoint_every=1",
+                  "spacetime.model.ema=0.75"] + SMALL)
+    trainer = SpaceTimeTrainer(cfg, tmp_path, torch.device("cpu"))
+    start = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    weights = []
+    update = trainer.update_ema
+
+    def record():  # the weights after each optimiser step, as the average is updated
+        weights.append({k: v.clone() for k, v in trainer.model.state_dict().items()})
+        update()
+
+    trainer.update_ema = record
+    trainer.run()
+    assert len(weights) == 2
+    # ema = 0.75 ema + 0.25 weights after each step, from the weights it starts with.
+    want = {k: 0.75 * (0.75 * start[k] + 0.25 * weights[0][k]) + 0.25 * weights[1][k]
+            for k in start}
+    saved = load_spacetime(tmp_path / "checkpoints" / "step_0000002.safetensors").state_dict()
+    moved = 0
+    for k, v in saved.items():
+        assert torch.allclose(v, want[k], atol=1e-6), k
+        moved += not torch.allclose(v, weights[1][k], atol=1e-6)
+    assert moved > 0  # the average is not the last weights
+    state = torch.load(tmp_path / "checkpoints" / "step_0000002.pt", weights_only=True)
+    assert torch.equal(state["spacetime"]["img_decoder.outc.conv.weight"],
+                       weights[1]["img_decoder.outc.conv.weight"])
+    # Resumed, the average goes on from where it was.
+    cfg.trainer.steps = 3
+    again = SpaceTimeTrainer(cfg, tmp_path, torch.device("cpu"))
+    for k, v in again.ema.state_dict().items():
+        assert torch.allclose(v, want[k], atol=1e-6), k
+    # A run started without the average does not resume with it (nor silently restarts it).
+    plain = config(["experiment=spacetime_small", "trainer.steps=1"] + SMALL)
+    SpaceTimeTrainer(plain, tmp_path / "plain", torch.device("cpu")).run()
+    plain.trainer.steps = 2
+    plain.spacetime.model.ema = 0.9
+    with pytest.raises(UserError, match="holds no 'ema'"):
+        SpaceTimeTrainer(plain, tmp_path / "plain", torch.device("cpu"))
+    bad = config(["experiment=spacetime_small", "spacetime.model.ema=1.5"] + SMALL)
+    with pytest.raises(UserError, match="spacetime.model.ema=1.5"):
+        SpaceTimeTrainer(bad, tmp_path / "bad", torch.device("cpu"))
