@@ -75,28 +75,34 @@ def test_shrinking_a_splat_keeps_uniform_values_and_scales_the_displacement():
     assert torch.allclose(small.displacement, shift[..., :20, :30] / 2)
 
 
-def test_features_of_large_layers_come_from_the_shrunk_layers():
+def _layers(seed: int, layers: int = 2, h: int = 64, w: int = 96):
     from cinemagraph.ldi.scene import LayeredDepthImage
 
-    g = torch.Generator().manual_seed(2)
-    model = _model()
-    layers, h, w = 2, 64, 96
+    g = torch.Generator().manual_seed(seed)
     coverage = torch.rand(layers, 1, h, w, generator=g) > 0.2
-    ldi = LayeredDepthImage(torch.rand(layers, 3, h, w, generator=g),
-                            1 + torch.rand(layers, 1, h, w, generator=g), coverage, coverage,
-                            torch.zeros(layers, 2, h, w), torch.ones(layers, 1, h, w))
+    return LayeredDepthImage(torch.rand(layers, 3, h, w, generator=g),
+                             1 + torch.rand(layers, 1, h, w, generator=g), coverage, coverage,
+                             torch.zeros(layers, 2, h, w), torch.ones(layers, 1, h, w))
+
+
+def _shrunk_features(model, ldi, shape):
+    """The feature network on ``ldi``'s layers shrunk to ``shape``, enlarged back."""
+    cover = ldi.coverage.float()
+    rgba = F.interpolate(torch.cat([ldi.color * cover, cover], 1), size=shape, mode="area")
+    with torch.no_grad():
+        return F.interpolate(model.feature_map(rgba), size=ldi.size, mode="bilinear",
+                             align_corners=False)
+
+
+def test_features_of_large_layers_come_from_the_shrunk_layers():
+    model, ldi = _model(), _layers(2)
     with torch.no_grad():
         whole = model.features(ldi)
     assert torch.equal(LearnedFeatures(model, "f", work_size=96)(ldi), whole)
     got = LearnedFeatures(model, "f", work_size=48)(ldi)
     assert got.shape == whole.shape
     assert torch.equal(got[:, :4], whole[:, :4])  # colour and the constant channel as they are
-    cover = coverage.float()
-    rgba = F.interpolate(torch.cat([ldi.color * cover, cover], 1), size=(32, 48), mode="area")
-    with torch.no_grad():
-        want = F.interpolate(model.feature_map(rgba), size=(h, w), mode="bilinear",
-                             align_corners=False)
-    assert torch.allclose(got[:, 4:], want, atol=1e-6)
+    assert torch.allclose(got[:, 4:], _shrunk_features(model, ldi, (32, 48)), atol=1e-6)
     assert (got[:, 4:] - whole[:, 4:]).abs().max() > 1e-4
 
 
@@ -114,16 +120,8 @@ def test_the_render_components_run_ours_at_the_working_size_and_say_so(tmp_path)
 def test_the_border_of_the_layers_does_not_count_towards_the_working_size():
     from dataclasses import replace
 
-    from cinemagraph.ldi.scene import LayeredDepthImage
-
-    g = torch.Generator().manual_seed(3)
-    model = _model()
-    layers, h, w, border = 2, 64, 96, 8  # a 48x80 photo with 8 px of border on every side
-    coverage = torch.rand(layers, 1, h, w, generator=g) > 0.2
-    ldi = LayeredDepthImage(torch.rand(layers, 3, h, w, generator=g),
-                            1 + torch.rand(layers, 1, h, w, generator=g), coverage, coverage,
-                            torch.zeros(layers, 2, h, w), torch.ones(layers, 1, h, w))
-    bordered = replace(ldi, border=border)
+    model, ldi = _model(), _layers(3)
+    bordered = replace(ldi, border=8)  # a 48x80 photo with 8 px of border on every side
     assert bordered.photo_size == (48, 80)
     with torch.no_grad():
         whole = model.features(ldi)
@@ -133,12 +131,7 @@ def test_the_border_of_the_layers_does_not_count_towards_the_working_size():
     assert not torch.equal(LearnedFeatures(model, "f", work_size=80)(ldi), whole)
     # A photo larger than it: shrunk by the photo's factor (40 / 80), the border included.
     got = LearnedFeatures(model, "f", work_size=40)(bordered)
-    cover = coverage.float()
-    rgba = F.interpolate(torch.cat([ldi.color * cover, cover], 1), size=(32, 48), mode="area")
-    with torch.no_grad():
-        want = F.interpolate(model.feature_map(rgba), size=(h, w), mode="bilinear",
-                             align_corners=False)
-    assert torch.allclose(got[:, 4:], want, atol=1e-6)
+    assert torch.allclose(got[:, 4:], _shrunk_features(model, ldi, (32, 48)), atol=1e-6)
 
 
 def test_the_scene_says_how_far_its_layers_extend_past_the_photo():
