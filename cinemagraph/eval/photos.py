@@ -13,9 +13,12 @@ per RGB channel in 8-bit steps, in the middle frame (where the forward and backw
 blend half and half).
 
 A photo mirrored left to right (:func:`mirror_photo`: the photo, its depth and its hints) is
-as good a photo, and a decoder that keeps a dark region of it keeps it on either side; but
-our networks are no mirror-symmetric functions, and a box's change can differ by several
-steps between the two (``PhotoCheck(mirrored=True)`` measures both).
+as good a photo, and a decoder that keeps a dark region of it should keep it on either side;
+our networks are no mirror-symmetric functions, and the camera path opens other holes in the
+mirrored photo (``PhotoCheck(mirrored=True)`` measures both). Where the layers split follows
+small changes of the photo closely (saved again as JPEG, mirrored, the astronaut's glove box
+changed by 9 steps in the built-in decoder's own render), so the mirrored photo is written
+losslessly.
 """
 
 from __future__ import annotations
@@ -72,16 +75,16 @@ def photo_image(folder: Path) -> Path:
 
 def mirror_photo(folder: Path, out: Path) -> Path:
     """Write ``folder``'s photo mirrored left to right into the photo folder ``out`` (made),
-    with its depth map and its labelme hints (x becomes ``imageWidth - x``; the embedded
-    picture, if any, is dropped) mirrored too; return ``out``."""
+    as ``image.png`` (a JPEG written again would lose more), with its depth map and its
+    labelme hints (x becomes ``imageWidth - x``; the embedded picture, if any, is dropped)
+    mirrored too; return ``out``."""
     import json
 
     import imageio.v3 as iio
 
     out.mkdir(parents=True, exist_ok=True)
-    image = photo_image(folder)
-    picture = iio.imread(image)
-    iio.imwrite(out / image.name, np.ascontiguousarray(picture[:, ::-1]))
+    picture = iio.imread(photo_image(folder))
+    iio.imwrite(out / "image.png", np.ascontiguousarray(picture[:, ::-1]))
     if (folder / DEPTH_FILE).is_file():
         depth = iio.imread(folder / DEPTH_FILE)
         iio.imwrite(out / DEPTH_FILE, np.ascontiguousarray(depth[:, ::-1]))

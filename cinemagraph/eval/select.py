@@ -26,9 +26,8 @@ once and with each weight file, along each of ``--photo-cameras``, and measures 
 change in the middle frame (learned minus built-in, per RGB channel, 8-bit steps). The row's
 photo change is the largest of these in size; ``--max-photo-change`` leaves out weights
 above it, as ``--max-frame0-window`` does. ``--photo-mirror`` measures every box on the photo
-mirrored left to right too (:func:`~cinemagraph.eval.photos.mirror_photo`): our networks are no
-mirror-symmetric functions, and a weight file that keeps a box on one side can change it by
-several steps on the other. Whether the photos look better stays a matter of
+mirrored left to right too (:func:`~cinemagraph.eval.photos.mirror_photo`): a second photo for
+the same box, with holes of its own; our networks are no mirror-symmetric functions. Whether the photos look better stays a matter of
 looking (``benchmarks/decoder_contact_sheet.py``).
 
 Prints the table (one row per weight file, the pick marked) and writes it as CSV to

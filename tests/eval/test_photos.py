@@ -132,7 +132,8 @@ def test_a_mirrored_photo_folder_mirrors_the_photo_its_depth_and_its_hints(tmp_p
     folder.mkdir()
     image = np.random.default_rng(0).integers(0, 255, (12, 20, 3), dtype=np.uint8)
     depth = np.arange(12 * 20, dtype=np.uint16).reshape(12, 20) * 200
-    iio.imwrite(folder / "image.png", image)
+    iio.imwrite(folder / "image.jpg", image)  # a JPEG photo comes back as a PNG, no loss more
+    image = iio.imread(folder / "image.jpg")
     iio.imwrite(folder / "depth.png", depth)
     hints = {"imageWidth": 20, "imageHeight": 12, "imageData": "abc",
              "shapes": [{"label": "hint", "shape_type": "line", "points": [[2.5, 3], [6, 4]]},
@@ -141,6 +142,7 @@ def test_a_mirrored_photo_folder_mirrors_the_photo_its_depth_and_its_hints(tmp_p
     (folder / "image.json").write_text(json.dumps(hints))
     out = mirror_photo(folder, tmp_path / "mirrored")
     assert np.array_equal(iio.imread(out / "image.png"), image[:, ::-1])
+    assert not (out / "image.jpg").exists()
     got = iio.imread(out / "depth.png")
     assert got.dtype == np.uint16 and np.array_equal(got, depth[:, ::-1])
     data = json.loads((out / "image.json").read_text())
