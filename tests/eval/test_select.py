@@ -6,7 +6,7 @@ import torch
 from cinemagraph.errors import UserError
 from cinemagraph.eval.compare import main as compare_main
 from cinemagraph.eval.select import main as select_main
-from cinemagraph.eval.select import pick, weight_files
+from cinemagraph.eval.select import gain_se, pick, weight_files
 from cinemagraph.models.spacetime import OWN_WEIGHTS, SpaceTimeModel, save_spacetime
 
 from .scenes import tiny_scenes
@@ -48,9 +48,11 @@ def test_the_pick_is_the_best_validation_psnr_and_scores_as_the_comparison_does(
     assert list(rows) == ["builtin", bad, good]  # the built-in decoder, then step order
     assert rows[good]["picked"] == "1" and rows[bad]["picked"] == "0"
     assert float(rows[bad]["psnr"]) < float(rows[good]["psnr"]) - 3
+    assert float(rows[good]["gain_se"]) < 1e-6 < float(rows[bad]["gain_se"])
+    printed = capsys.readouterr().out
+    assert "**picked**" in printed and "± " in printed  # the gain with its standard error
     # The untrained residual preset renders as the built-in decoder does.
     assert float(rows[good]["psnr"]) == pytest.approx(float(rows["builtin"]["psnr"]), abs=1e-6)
-    assert "**picked**" in capsys.readouterr().out
     # The same numbers as the comparison gives the weights it finds by default.
     (tmp_path / "w").mkdir()
     (tmp_path / "w" / OWN_WEIGHTS).write_bytes((run / "checkpoints" / "step_0000002.safetensors")
@@ -165,3 +167,10 @@ def test_a_corrupt_weight_file_is_a_one_line_error(validation, tmp_path, capsys)
     assert select_main([str(broken), "--data", str(validation), "--device", "cpu"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: cannot read") and "\n" not in err
+
+
+def test_the_gains_standard_error_is_over_the_scenes_both_score():
+    before = {"a": 20.0, "b": 21.0, "c": 22.0, "d": 30.0}
+    after = {"a": 21.0, "b": 23.0, "c": 25.0}  # gains 1, 2, 3; d not scored
+    assert gain_se(before, after) == pytest.approx(1.0 / 3 ** 0.5)
+    assert gain_se(before, {"a": 25.0}) != gain_se(before, {"a": 25.0})  # one scene: NaN
