@@ -116,8 +116,10 @@ def test_the_render_runs_our_networks_at_the_decoder_size_it_is_given(photo, tmp
     settings = dict(camera="circle", frames=4, max_size=64, device="cpu", weights=weights)
     own = render_photo(photo, tmp_path, decoder_size=0, **settings)[0]
     default = render_photo(photo, tmp_path, **settings)[0]  # 448: larger than frame and border
+    # The photo's own size: its layers are larger (the circle's border), but not shrunk.
+    same = render_photo(photo, tmp_path, decoder_size=64, **settings)[0]
     shrunk = render_photo(photo, tmp_path, decoder_size=32, **settings)[0]
-    assert np.array_equal(own, default)
+    assert np.array_equal(own, default) and np.array_equal(own, same)
     assert np.abs(own.astype(int) - shrunk.astype(int)).max() > 2
 
 
