@@ -10,9 +10,9 @@ files, taken in step order. Each is scored as the comparison's ``ours-learned`` 
 (:mod:`cinemagraph.eval.compare`: the same scenes, paths, metrics and means), and so is the
 built-in decoder (``ours``) once, for the gain, given with its standard error over the scenes:
 how far the gain itself may move on other scenes of the kind (a gain of 0.99 dB on 6 test
-scenes was 0.90 on the split's 30, standard error 0.17). The pick is the highest mean PSNR (then SSIM)
-among the weights whose frame 0 worst window (8-bit steps; frame 0 is the photo) is at most
-``--max-frame0-window``, when given.
+scenes was 0.90 on the split's 30, standard error 0.17). The pick is the highest mean PSNR
+(then SSIM) among the weights whose frame 0 worst window (8-bit steps; frame 0 is the photo)
+is at most ``--max-frame0-window``, when given.
 
 Choose on a validation set, not on the test scenes that the results are reported on: scenes
 made from the training split's photographs with a seed of their own,
@@ -29,8 +29,8 @@ change in the middle frame (learned minus built-in, per RGB channel, 8-bit steps
 photo change is the largest of these in size; ``--max-photo-change`` leaves out weights
 above it, as ``--max-frame0-window`` does. ``--photo-mirror`` measures every box on the photo
 mirrored left to right too (:func:`~cinemagraph.eval.photos.mirror_photo`): a second photo for
-the same box, with holes of its own; our networks are no mirror-symmetric functions. Whether the photos look better stays a matter of
-looking (``benchmarks/decoder_contact_sheet.py``).
+the same box, with holes of its own; our networks are no mirror-symmetric functions. Whether
+the photos look better stays a matter of looking (``benchmarks/decoder_contact_sheet.py``).
 
 Prints the table (one row per weight file, the pick marked) and writes it as CSV to
 ``--out`` (not overwritten without ``--overwrite``), the photo boxes' changes included.
@@ -218,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--photo-frames", type=int, default=30, help="frames per render (default 30)")
     g.add_argument("--photo-mirror", action="store_true",
                    help="also render each photo mirrored left to right and measure its boxes "
-                   "there (a decoder that keeps a region keeps it on either side)")
+                   "there, mirrored (a second photo for each box)")
     g.add_argument("--max-photo-change", type=float,
                    help="leave out weights that change any box by more than this (mean of a "
                    "channel, 8-bit steps, middle frame)")

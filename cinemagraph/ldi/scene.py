@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 from torch import Tensor
 
@@ -50,9 +50,8 @@ class LayeredDepthImage:
 
     def to(self, device, non_blocking: bool = False) -> "LayeredDepthImage":
         """The same layers with every tensor on ``device``."""
-        tensors = {k: getattr(self, k).to(device, non_blocking=non_blocking)
-                   for k in ("color", "depth", "visible", "coverage", "flow", "depth_field")}
-        return LayeredDepthImage(**tensors, border=self.border)
+        return replace(self, **{f.name: getattr(self, f.name).to(device, non_blocking=non_blocking)
+                                for f in fields(self) if isinstance(getattr(self, f.name), Tensor)})
 
     @property
     def photo_size(self) -> tuple[int, int]:
