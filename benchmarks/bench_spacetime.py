@@ -41,8 +41,7 @@ def main():
     cover = torch.rand(L, 1, h, w, generator=g) > 0.3
     ldi = LayeredDepthImage(torch.rand(L, 3, h, w, generator=g), 1 + torch.rand(L, 1, h, w, generator=g),
                             cover, cover, torch.zeros(L, 2, h, w), torch.ones(L, 1, h, w))
-    ldi = LayeredDepthImage(*(getattr(ldi, k).to(device) for k in
-                              ("color", "depth", "visible", "coverage", "flow", "depth_field")))
+    ldi = ldi.to(device)
     print(f"device: {device_name(device)}; 1280x720, {L} layers")
     size = args.work_size
     print(f"| preset | precision | feature net per photo ms | decoder per frame ms | "

@@ -157,12 +157,10 @@ class PhotoCheck:
     def __post_init__(self):
         from ..media.image import load_image
 
-        self._widths: dict[Path, int] = {}
         for folder, boxes in self.boxes.items():  # fail before any scoring, not after
             height, width = load_image(photo_image(folder), self.max_size or None)[0].shape[-2:]
             for box in boxes:
                 check_fits(box, height, width)
-            self._widths[folder] = width
         self._builtin: dict[tuple[Path, str], np.ndarray] = {}
 
     def changes(self, weights: Path, work: Path) -> dict[str, np.ndarray]:
@@ -172,22 +170,23 @@ class PhotoCheck:
         once and kept."""
         out = {}
         for folder, boxes in self.boxes.items():
-            sides = [(folder, "", boxes)]
+            sides = [(folder, "")]
             if self.mirrored:
                 mirrored = work / "mirrored" / folder.name
                 if not mirrored.is_dir():
                     mirror_photo(folder, mirrored)
-                sides.append((mirrored, "+mirror",
-                              [mirror_box(b, self._widths[folder]) for b in boxes]))
+                sides.append((mirrored, "+mirror"))
             for camera in self.cameras:
                 settings = dict(camera=camera, frames=self.frames, max_size=self.max_size,
                                 device=self.device)
-                for source, tag, measured in sides:
+                for source, tag in sides:
                     key = (source, camera)
                     if key not in self._builtin:
                         self._builtin[key] = render_photo(source, work, **settings)[0]
+                    builtin = self._builtin[key]
                     learned = render_photo(source, work, weights=weights, **settings)[0]
-                    for box, at in zip(boxes, measured):
+                    for box in boxes:
+                        at = mirror_box(box, builtin.shape[1]) if tag else box
                         name = f"{folder.name}@{camera}{tag}={','.join(map(str, box))}"
-                        out[name] = box_change(self._builtin[key], learned, at)
+                        out[name] = box_change(builtin, learned, at)
         return out
