@@ -17,12 +17,15 @@ class SplattedFrame(NamedTuple):
     (opacity-normalised; undefined where ``alpha`` is 0), and ``displacement
     (1, 2, H, W)``, where known: how far, in pixels ``(x, y)``, the points seen at a pixel
     have moved from their pixels in the photo (composited and normalised as the depth; zero
-    at the source camera before anything moves)."""
+    at the source camera before anything moves), and ``moving (1, 1, H, W)``, where known:
+    the share of that opacity from points that the motion field moves (the fluid; 0 in a
+    static scene), composited and normalised as the depth."""
 
     features: Tensor
     alpha: Tensor
     depth: Tensor
     displacement: Tensor | None = None
+    moving: Tensor | None = None
 
 
 class Decoder(Protocol):

@@ -40,7 +40,11 @@ Where the correction applies (``correction``, :data:`CORRECTIONS`, kept in the w
   (:func:`hole_band`), so pixels that points cover far from any disocclusion stay exactly
   as the built-in decoder makes them (frame 0 too). Cracks (gaps of one or two pixels
   between splats) may spread a narrower band, ``crack_px``: at one width for all, a few
-  crack pixels in a real photo's zoom spread the band over most of it.
+  crack pixels in a real photo's zoom spread the band over most of it. And ``fluid_px``
+  (0: off): the band also spreads that far from the pixels that moving points (the
+  fluid) cover, in the forward or the backward frame, where blending the two clouds
+  ghosts, in every frame but the first (at time 0 nothing has moved and the backward
+  cloud does not show); a static photo (nothing moves) keeps the hole band alone.
 
 The decoder's last convolution starts at zero, so an untrained model renders exactly as the
 built-in decoder and training only has to learn what compositing gets wrong (holes, seams,
@@ -136,13 +140,16 @@ class GeometryGate(nn.Module):
         return torch.sigmoid(self.net(geometry))
 
 
-def _check_correction(correction: str, band_px: int, crack_px: int | None = None) -> None:
+def _check_correction(correction: str, band_px: int, crack_px: int | None = None,
+                      fluid_px: int = 0) -> None:
     if correction not in CORRECTIONS:
         raise ValueError(f"unknown correction '{correction}' (one of {', '.join(CORRECTIONS)})")
     if int(band_px) < 1:
         raise ValueError(f"band width {band_px} px (use at least 1)")
     if crack_px is not None and int(crack_px) < 1:
         raise ValueError(f"crack band width {crack_px} px (use at least 1)")
+    if int(fluid_px) < 0:
+        raise ValueError(f"fluid band width {fluid_px} px (use 0 for none, or more)")
 
 
 def _spread(x: Tensor, k: int) -> Tensor:
@@ -176,17 +183,25 @@ def hole_band(confidence: Tensor, width: int = BAND_PX, crack_width: int | None 
     return torch.maximum(_spread(wide, k), _spread(hole, c))
 
 
+def fluid_band(moving: Tensor, width: int) -> Tensor:
+    """The band around the pixels that moving points cover (``moving (B, 1, H, W)``, their
+    opacity, :func:`_moving`), in ``[0, 1]``: where over half a pixel's opacity moves, spread
+    as :func:`hole_band` spreads holes, ``width`` pixels."""
+    return _spread((moving > 0.5).to(moving.dtype), int(width) | 1)
+
+
 class SpaceTimeModel(nn.Module):
     """The feature network and the image decoder of one preset; for the residual presets,
     where the decoder's correction applies (``correction``, one of :data:`CORRECTIONS`; the
-    band is ``band_px`` wide, ``crack_px`` around cracks; :func:`hole_band`)."""
+    band is ``band_px`` wide, ``crack_px`` around cracks, ``fluid_px`` around moving points;
+    :func:`hole_band`, :func:`fluid_band`)."""
 
     def __init__(self, preset: str = "official", correction: str = "gate", band_px: int = BAND_PX,
-                 crack_px: int | None = None):
+                 crack_px: int | None = None, fluid_px: int = 0):
         super().__init__()
         if preset not in FEATURE_PRESETS:
             raise ValueError(f"unknown preset '{preset}' (one of {', '.join(PRESETS)})")
-        _check_correction(correction, band_px, crack_px)
+        _check_correction(correction, band_px, crack_px, fluid_px)
         self.preset = preset
         args = FEATURE_PRESETS[preset]
         self.feature_net = ResUNet(in_ch=4, **args)
@@ -201,20 +216,22 @@ class SpaceTimeModel(nn.Module):
         self.correction = correction if self.residual else "everywhere"
         self.band_px = int(band_px)
         self.crack_px = None if crack_px is None else int(crack_px)
+        self.fluid_px = int(fluid_px)
         self.gate = GeometryGate() if self.correction == "gate" else None
 
     def set_correction(self, correction: str, band_px: int = BAND_PX,
-                       crack_px: int | None = None) -> None:
+                       crack_px: int | None = None, fluid_px: int = 0) -> None:
         """Switch where the correction applies (to train on in another way): a fresh gate
         for ``gate``; leaving ``gate`` drops the gate's weights. Logged when it changes."""
-        _check_correction(correction, band_px, crack_px)
+        _check_correction(correction, band_px, crack_px, fluid_px)
         crack_px = None if crack_px is None else int(crack_px)
-        new = (correction, int(band_px), crack_px)
-        if not self.residual or new == (self.correction, self.band_px, self.crack_px):
+        new = (correction, int(band_px), crack_px, int(fluid_px))
+        if not self.residual or new == (self.correction, self.band_px, self.crack_px,
+                                        self.fluid_px):
             return
         log.info("the decoder's correction: %s -> %s%s", self.correction, correction,
-                 _band_text(int(band_px), crack_px) if correction == "band" else "")
-        self.correction, self.band_px, self.crack_px = new
+                 _band_text(*new[1:]) if correction == "band" else "")
+        self.correction, self.band_px, self.crack_px, self.fluid_px = new
         if correction == "gate" and self.gate is None:
             self.gate = GeometryGate().to(self.img_decoder.outc.conv.weight.device)
         elif correction != "gate":
@@ -273,6 +290,10 @@ class SpaceTimeModel(nn.Module):
             extra = _pad16(torch.cat([base, confidence, moved], 1))
             if self.correction == "band":
                 band = hole_band(confidence, self.band_px, self.crack_px)
+                if self.fluid_px:
+                    fluid = torch.cat([_moving(f, b) * (time > 0)
+                                       for f, b, time in zip(forwards, backwards, ts)])
+                    band = torch.maximum(band, fluid_band(fluid, self.fluid_px))
             if self.gate is not None:  # confidence, displacement, alpha, disparity, time
                 time = torch.as_tensor(t, dtype=x0.dtype, device=x0.device)
                 time = time.expand(x0.shape[0], 1, *x0.shape[-2:])
@@ -303,8 +324,9 @@ class SpaceTimeModel(nn.Module):
         return maps[0], maps[-1]
 
 
-def _band_text(band_px: int, crack_px: int | None) -> str:
-    return f" {band_px} px" + (f", cracks {crack_px} px" if crack_px is not None else "")
+def _band_text(band_px: int, crack_px: int | None, fluid_px: int = 0) -> str:
+    return (f" {band_px} px" + (f", cracks {crack_px} px" if crack_px is not None else "")
+            + (f", fluid {fluid_px} px" if fluid_px else ""))
 
 
 def _blur(x: Tensor, sigma: float) -> Tensor:
@@ -313,6 +335,16 @@ def _blur(x: Tensor, sigma: float) -> Tensor:
 
     k = 2 * int(2 * sigma) + 1
     return gaussian_blur2d(x, (k, k), (sigma, sigma), border_type="replicate")
+
+
+def _moving(forward: SplattedFrame, backward: SplattedFrame | None) -> Tensor:
+    """The opacity ``(1, 1, H, W)`` of moving points, the larger of the forward and the
+    backward frame's (0 where a frame carries no share of moving points)."""
+    out = forward.alpha.new_zeros(forward.alpha.shape)
+    for frame in (forward, backward):
+        if frame is not None and frame.moving is not None:
+            out = torch.maximum(out, frame.moving * frame.alpha)
+    return out
 
 
 def _moved(forward: SplattedFrame, backward: SplattedFrame | None) -> Tensor:
@@ -354,7 +386,8 @@ def _shrink(frame: SplattedFrame, shape: tuple[int, int]) -> SplattedFrame:
     if frame.displacement is not None:
         scale = shape[1] / frame.alpha.shape[-1]
         displacement = area(frame.displacement * frame.alpha) / weight * scale
-    return SplattedFrame(area(frame.features), alpha, depth, displacement)
+    moving = None if frame.moving is None else area(frame.moving * frame.alpha) / weight
+    return SplattedFrame(area(frame.features), alpha, depth, displacement, moving)
 
 
 class LearnedFeatures:
@@ -430,6 +463,8 @@ def save_spacetime(model: SpaceTimeModel, path: str | Path, half: bool = True,
         meta.update(correction=model.correction, band_px=str(model.band_px))
         if model.crack_px is not None:
             meta.update(crack_px=str(model.crack_px))
+        if model.fluid_px:
+            meta.update(fluid_px=str(model.fluid_px))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -466,11 +501,13 @@ def load_spacetime(path: str | Path) -> SpaceTimeModel:
         try:
             band_px = int(meta.get("band_px", BAND_PX))
             crack_px = int(meta["crack_px"]) if "crack_px" in meta else None
+            fluid_px = int(meta.get("fluid_px", 0))
         except ValueError:
             raise UserError(f"'{path}' has a malformed band width ('{meta.get('band_px')}', "
-                            f"cracks '{meta.get('crack_px')}')") from None
+                            f"cracks '{meta.get('crack_px')}', fluid "
+                            f"'{meta.get('fluid_px')}')") from None
         try:
-            model = SpaceTimeModel(preset, correction, band_px, crack_px)
+            model = SpaceTimeModel(preset, correction, band_px, crack_px, fluid_px)
         except ValueError as e:
             raise UserError(f"'{path}': {e} in its metadata") from None
         if model.residual and correction == "everywhere":
@@ -536,7 +573,8 @@ def learned_components(path: str | Path, device=None, work_size: int | None = WO
     kind = "official" if path.suffix == ".pth" else f"ours, preset '{model.preset}'"
     if model.residual:
         kind += f", correction {model.correction}"
-        kind += _band_text(model.band_px, model.crack_px) if model.correction == "band" else ""
+        kind += (_band_text(model.band_px, model.crack_px, model.fluid_px)
+                 if model.correction == "band" else "")
         kind += (f", run at {work_size} px on larger frames" if work_size is not None
                  else ", run at the frame's size")
     else:

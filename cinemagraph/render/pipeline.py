@@ -52,31 +52,37 @@ def splat_cloud(cloud: AnimatedPointCloud, positions: Tensor, world_to_camera: T
     out = splatter(xy, z, radius_px, torch.cat([cloud.features, geometry], dim=1), size,
                    settings.points_per_pixel)
     features, geometry = out.features[:, :-g], out.features[:, -g:] / out.alpha.clamp_min(1e-6)
-    return SplattedFrame(features, out.alpha, geometry[:, :1],
-                         geometry[:, 1:] if displacement else None)
+    if not displacement:
+        return SplattedFrame(features, out.alpha, geometry[:, :1])
+    return SplattedFrame(features, out.alpha, geometry[:, :1], geometry[:, 1:3],
+                         geometry[:, 3:])
 
 
 def plan_cloud_view(cloud: AnimatedPointCloud, positions: Tensor, world_to_camera: Tensor,
                     K: Tensor, size: tuple[int, int],
-                    settings: RenderSettings) -> tuple[SplatPlan, Tensor, Tensor]:
+                    settings: RenderSettings) -> tuple[SplatPlan, Tensor, Tensor, Tensor]:
     """Return the :class:`~cinemagraph.render.splat.SplatPlan` of what :func:`splat_cloud`
-    splats, its composited depth ``(1, 1, H, W)`` and displacement ``(1, 2, H, W)`` (see
-    :class:`~cinemagraph.models.decoder.SplattedFrame`); the cloud's features are not needed
-    (apply any with :func:`~cinemagraph.render.splat.apply_splat_plan`)."""
+    splats, its composited depth ``(1, 1, H, W)``, displacement ``(1, 2, H, W)`` and share of
+    moving points ``(1, 1, H, W)`` (see :class:`~cinemagraph.models.decoder.SplattedFrame`);
+    the cloud's features are not needed (apply any with
+    :func:`~cinemagraph.render.splat.apply_splat_plan`)."""
     xy, z, radius_px = _project_cloud(cloud, positions, world_to_camera, K)
     plan = plan_splat(xy, z, radius_px, size, settings.points_per_pixel)
     geometry = apply_splat_plan(plan, _geometry(cloud, xy, z, K)).features
     geometry = geometry / plan.alpha.clamp_min(1e-6)
-    return plan, geometry[:, :1], geometry[:, 1:]
+    return plan, geometry[:, :1], geometry[:, 1:3], geometry[:, 3:]
 
 
 def _geometry(cloud: AnimatedPointCloud, xy: Tensor, z: Tensor, K: Tensor) -> Tensor:
-    """Per point ``(N, 3)``: camera depth, and the displacement ``(x, y)`` in pixels from
-    where the photo shows the point. The cloud's pixels are those of its layers, which
+    """Per point ``(N, 4)``: camera depth, the displacement ``(x, y)`` in pixels from
+    where the photo shows the point, and 1 where the motion field moves the point (else 0). The cloud's pixels are those of its layers, which
     extend past the photo by a border: they are shifted by the difference of the principal
     points (the view's and the cloud's) into the view's frame."""
     source = cloud.pixels - (cloud.K[:2, 2] - K[:2, 2]).to(cloud.pixels)
-    return torch.cat([z[:, None], xy - source], dim=1)
+    moving = torch.zeros_like(z)
+    if cloud.moving.numel():
+        moving[cloud.moving] = 1.0
+    return torch.cat([z[:, None], xy - source, moving[:, None]], dim=1)
 
 
 def _project_cloud(cloud: AnimatedPointCloud, positions: Tensor, world_to_camera: Tensor,

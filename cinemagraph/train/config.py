@@ -105,7 +105,8 @@ class SpaceTimeModelConfig:
     weights to start from; ``correction``: where the residual presets' correction applies
     (``everywhere``, ``gate`` or ``band``, :mod:`cinemagraph.models.spacetime`; weights from
     ``init`` switch to it), ``band_px`` the band's width and ``crack_px`` its width around
-    cracks (holes under 3 px across; null: ``band_px``); ``gate_lr``: the learning rate of
+    cracks (holes under 3 px across; null: ``band_px``), ``fluid_px`` its width around the
+    pixels that moving points cover (0: none); ``gate_lr``: the learning rate of
     the gate (null: ``train.lr``; it starts at ``sigmoid(2)``, where its gradient is small,
     so it may need a higher one; 0 keeps it fixed); ``ema``: the decay of an exponential
     moving average of the weights, updated after every step (0: none; 0.999 averages over
@@ -117,6 +118,7 @@ class SpaceTimeModelConfig:
     correction: str = "gate"
     band_px: int = 31
     crack_px: Optional[int] = None
+    fluid_px: int = 0
     gate_lr: Optional[float] = None
     ema: float = 0.0
     ndf: int = 64

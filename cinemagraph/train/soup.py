@@ -8,8 +8,8 @@ official training checkpoint), each with weight ``W`` (default 1; the weights ar
 to sum to 1). Integer buffers (batch-norm step counters) are taken from the first file. The
 mean is only meaningful for weights fine-tuned from the same starting weights (checkpoints of
 one run, or runs that start from one file with other data seeds): unrelated weights average
-to a broken network. The files must agree in preset, where the correction applies, its band
-and crack widths (the metadata that :func:`cinemagraph.models.spacetime.load_spacetime`
+to a broken network. The files must agree in preset, where the correction applies, its band,
+crack and fluid widths (the metadata that :func:`cinemagraph.models.spacetime.load_spacetime`
 reads) and every key's shape; otherwise a one-line error names the first difference.
 
 Writes our safetensors (fp16 unless ``--fp32``), through a temporary name, and never over an
@@ -60,7 +60,7 @@ def sha256(path: Path) -> str:
 
 
 def _settings(model) -> tuple:
-    return (model.preset, model.correction, model.band_px, model.crack_px)
+    return (model.preset, model.correction, model.band_px, model.crack_px, model.fluid_px)
 
 
 def soup(paths: list[Path], weights: list[float] | None = None):
@@ -74,7 +74,7 @@ def soup(paths: list[Path], weights: list[float] | None = None):
         raise UserError("give one weight above 0 for each file")
     total = sum(weights)
     first = load_spacetime(paths[0])
-    names = ("preset", "correction", "band width", "crack width")
+    names = ("preset", "correction", "band width", "crack width", "fluid width")
     state = first.state_dict()
     mixed = {k: v.double() * (weights[0] / total) if v.is_floating_point() else v.clone()
              for k, v in state.items()}

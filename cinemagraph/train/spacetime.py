@@ -85,8 +85,9 @@ class SpaceTimeRender(nn.Module):
 
 
 def _splatted(planned, points: Tensor) -> SplattedFrame:
-    plan, depth, displacement = planned
-    return SplattedFrame(apply_splat_plan(plan, points).features, plan.alpha, depth, displacement)
+    plan, depth, displacement, moving = planned
+    return SplattedFrame(apply_splat_plan(plan, points).features, plan.alpha, depth,
+                         displacement, moving)
 
 
 class SpaceTimeTrainer(Trainer):
@@ -101,9 +102,10 @@ class SpaceTimeTrainer(Trainer):
             raise UserError(f"spacetime.model.init holds the '{model.preset}' preset, not "
                             f"'{s.model.preset}'")
         try:
-            model.set_correction(s.model.correction, s.model.band_px, s.model.crack_px)
+            model.set_correction(s.model.correction, s.model.band_px, s.model.crack_px,
+                                 s.model.fluid_px)
         except ValueError as e:
-            raise UserError(f"spacetime.model.correction / band_px / crack_px: {e}") from None
+            raise UserError(f"spacetime.model.correction / band_px / crack_px / fluid_px: {e}") from None
         self.model = model.to(device).train()
         self.render = SpaceTimeRender(self.model)
         if not 0.0 <= s.model.ema < 1.0:

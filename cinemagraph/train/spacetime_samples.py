@@ -297,14 +297,15 @@ def collate(items: list[dict]) -> list[dict]:
     return items
 
 
-def _compact(view: tuple[SplatPlan, Tensor, Tensor]) -> tuple[SplatPlan, Tensor, Tensor]:
+def _compact(view: tuple[SplatPlan, Tensor, Tensor, Tensor]
+             ) -> tuple[SplatPlan, Tensor, Tensor, Tensor]:
     """A planned view as the loader hands it on: the plan's point indices as int32 (the plan
     a third smaller than with int64; :func:`to_device` widens them again) and the depth and
-    displacement in memory of their own rather than views of one tensor."""
-    plan, depth, displacement = view
+    displacement and moving share in memory of their own rather than views of one tensor."""
+    plan, depth, displacement, moving = view
     if plan.table.numel() and int(plan.table.max()) < 2**31:
         plan = plan._replace(table=plan.table.to(torch.int32))
-    return plan, depth.contiguous(), displacement.contiguous()
+    return plan, depth.contiguous(), displacement.contiguous(), moving.contiguous()
 
 
 def to_device(item: dict, device) -> dict:
@@ -320,10 +321,10 @@ def to_device(item: dict, device) -> dict:
         moved = dict(s)
         for key in ("forward", "backward"):
             if s[key] is not None:
-                plan, depth, displacement = s[key]
+                plan, depth, displacement, moving = s[key]
                 plan = plan.to(device)  # int32 indices travel; the splat gets int64 as ever
                 moved[key] = (plan._replace(table=plan.table.long()), move(depth),
-                              move(displacement))
+                              move(displacement), move(moving))
         moved["target"], moved["valid"] = move(s["target"]), move(s["valid"])
         samples.append(moved)
     return {**item, "ldi": move_ldi(item["ldi"]), "end_ldi": move_ldi(item["end_ldi"]),

@@ -297,11 +297,73 @@ def test_cracks_spread_a_narrower_band_than_holes(tmp_path):
                          tmp_path / "run3", torch.device("cpu"))
 
 
+def test_the_fluid_band_spreads_the_correction_over_moving_points_only(tmp_path):
+    from cinemagraph.models.decoder import CompositingDecoder, SplattedFrame
+    from cinemagraph.models.spacetime import fluid_band, learned_components, save_spacetime
+
+    g = torch.Generator().manual_seed(8)
+    holes = SpaceTimeModel("small", correction="band", band_px=9).eval()
+    torch.nn.init.normal_(holes.img_decoder.outc.conv.weight, std=0.05, generator=g)
+    torch.nn.init.constant_(holes.img_decoder.outc.conv.bias, 0.4)
+    fluid = SpaceTimeModel("small", correction="band", band_px=9, fluid_px=9).eval()
+    fluid.load_state_dict(holes.state_dict())
+    everywhere = SpaceTimeModel("small", correction="everywhere").eval()
+    everywhere.load_state_dict(holes.state_dict())
+    alpha = 0.5 + 0.5 * torch.rand(1, 1, 48, 64, generator=g)
+    alpha[..., 20:28, 4:12] = 0.0  # a hole, on the left
+    feats = torch.rand(1, 4 + holes.feature_channels, 48, 64, generator=g)
+    feats[:, 3:4] = 1.0
+    depth, shift = 1 + torch.rand(1, 1, 48, 64, generator=g), torch.randn(1, 2, 48, 64, generator=g)
+    water = torch.zeros(1, 1, 48, 64)
+    water[..., 28:48, 40:64] = 1.0  # moving points, bottom right, far from the hole
+    frame = lambda moving: SplattedFrame(feats * alpha, alpha, depth, shift, moving)
+    still, flowing = frame(torch.zeros_like(water)), frame(water)
+    with torch.no_grad():
+        base, _ = CompositingDecoder().fill_batch([still], [still], [0.25])
+        whole = everywhere.decode(still, still, 0.25)
+        # Nothing moves (or the frame says nothing of it): the hole band alone, exactly.
+        assert torch.equal(fluid.decode(still, still, 0.5), holes.decode(still, still, 0.5))
+        assert torch.equal(fluid.decode(frame(None), None, 0.0), holes.decode(still, None, 0.0))
+        out = fluid.decode(flowing, flowing, 0.25)
+        # At time 0 nothing has moved yet and the backward cloud does not show: no band.
+        assert torch.equal(fluid.decode(flowing, flowing, 0.0), holes.decode(flowing, flowing, 0.0))
+        assert torch.equal(fluid.decode(flowing, None, 0.0), holes.decode(flowing, None, 0.0))
+        # Either frame's moving points count (the backward cloud's too).
+        assert torch.equal(fluid.decode(still, flowing, 0.5), fluid.decode(flowing, still, 0.5))
+        assert torch.equal(holes.decode(flowing, None, 0.0), holes.decode(still, None, 0.0))
+    # Over the water the correction applies whole, between the hole and the water (more than
+    # 9 px from both) the composite stays as it is.
+    assert torch.allclose(out[..., 34:48, 46:64], whole[..., 34:48, 46:64], atol=1e-6)
+    assert (whole - base)[..., 34:48, 46:64].abs().max() > 1e-3
+    assert torch.equal(out[..., 0:18, 22:30], base.clamp(0, 1)[..., 0:18, 22:30])
+    band = fluid_band(water * alpha, 9)[0, 0]
+    assert band[28:48, 40:64].min() > 0.5 and band[:18, :].max() == 0.0 and band[:, :30].max() == 0.0
+    assert torch.equal(fluid_band(water * 0.4, 9), torch.zeros_like(water))  # under half moves
+    # Kept in the file and its log line; files from before it have none; set from the config.
+    save_spacetime(fluid, tmp_path / "fluid.safetensors", half=False)
+    save_spacetime(holes, tmp_path / "holes.safetensors", half=False)
+    assert load_spacetime(tmp_path / "fluid.safetensors").fluid_px == 9
+    assert load_spacetime(tmp_path / "holes.safetensors").fluid_px == 0
+    assert "band 9 px, fluid 9 px" in learned_components(tmp_path / "fluid.safetensors")[1].description
+    start = ["experiment=spacetime_small", f"spacetime.model.init={tmp_path / 'holes.safetensors'}",
+             "spacetime.model.correction=band", "spacetime.model.band_px=9"]
+    trainer = SpaceTimeTrainer(config(start + ["spacetime.model.fluid_px=31"] + SMALL),
+                               tmp_path / "run", torch.device("cpu"))
+    assert (trainer.model.band_px, trainer.model.fluid_px) == (9, 31)
+    with pytest.raises(UserError, match="fluid band width -1 px"):
+        SpaceTimeTrainer(config(start + ["spacetime.model.fluid_px=-1"] + SMALL),
+                         tmp_path / "run2", torch.device("cpu"))
+
+
 @pytest.mark.parametrize("meta, problem", [({"correction": "bogus"}, "unknown correction"),
                                            ({"correction": "band", "band_px": "wide"},
                                             "malformed band width"),
                                            ({"correction": "band", "crack_px": "1.5"},
-                                            "malformed band width")])
+                                            "malformed band width"),
+                                           ({"correction": "band", "fluid_px": "wide"},
+                                            "malformed band width"),
+                                           ({"correction": "band", "fluid_px": "-3"},
+                                            "fluid band width -3 px")])
 def test_a_file_naming_an_unknown_correction_fails_in_one_line(meta, problem, tmp_path):
     from safetensors.torch import save_file
 
@@ -450,9 +512,9 @@ def test_a_planned_view_splats_as_the_render():
         positions = rendered.cloud.positions(step, backward)
         want = splat_cloud(rendered.cloud, positions, pose, K, (48, 64), settings,
                            displacement=True)
-        plan, depth, moved = plan_cloud_view(planned.cloud,
-                                             planned.cloud.positions(step, backward),
-                                             pose, K, (48, 64), settings)
+        plan, depth, moved, moving = plan_cloud_view(planned.cloud,
+                                                     planned.cloud.positions(step, backward),
+                                                     pose, K, (48, 64), settings)
         feats = point_features(planned.ldi, RGBDisparityFeatures()(planned.ldi))
         got = apply_splat_plan(plan, feats)
         assert torch.allclose(got.features, want.features, atol=1e-5)
@@ -460,10 +522,12 @@ def test_a_planned_view_splats_as_the_render():
         covered = want.alpha > 1e-3
         assert torch.allclose(depth[covered], want.depth[covered], rtol=1e-5)
         assert torch.allclose(moved * covered, want.displacement * covered, atol=1e-3)
+        assert torch.allclose(moving * covered, want.moving * covered, atol=1e-5)
         # As the loader hands it on: int32 point indices, the same splat and gradients.
-        small, small_depth, small_moved = _compact((plan, depth, moved))
+        small, small_depth, small_moved, small_moving = _compact((plan, depth, moved, moving))
         assert small.table.dtype == torch.int32 and torch.equal(small.table, plan.table)
         assert small_depth.is_contiguous() and small_moved.is_contiguous()
+        assert small_moving.is_contiguous()
         wide, narrow = feats.clone().requires_grad_(), feats.clone().requires_grad_()
         a, b = apply_splat_plan(plan, wide).features, apply_splat_plan(small, narrow).features
         assert torch.equal(a, b)
@@ -472,7 +536,7 @@ def test_a_planned_view_splats_as_the_render():
     item = SpaceTimeSamples(_data())[0]
     views = [s[k] for s in item["samples"] for k in ("forward", "backward") if s[k] is not None]
     assert views and all(v[0].table.dtype == torch.int32 and v[1].is_contiguous()
-                         and v[2].is_contiguous() for v in views)
+                         and v[2].is_contiguous() and v[3].is_contiguous() for v in views)
     moved = to_device(item, torch.device("cpu"))  # widened again where the step runs
     wide_views = [s[k] for s in moved["samples"] for k in ("forward", "backward")
                   if s[k] is not None]
@@ -509,6 +573,15 @@ def test_displacement_is_zero_at_the_source_camera_and_follows_the_flow_and_the_
     seen = splat_cloud(cloud, cloud.positions(0), pose, raw["path"].K[3], (48, 64), settings,
                        displacement=True)
     assert (seen.displacement.norm(dim=1) * (seen.alpha[:, 0] > 0.5)).amax() > 0.5
+    # The share of moving points: 1 over the fluid, 0 over what stands still, whatever
+    # the camera does; a static scene has none.
+    assert torch.equal(still.moving[covered] > 0.5, (mask > 0.5)[covered])
+    assert still.moving[(still.alpha > 0.5) & (mask < 0.5)].max() == 0.0
+    assert seen.moving.max() > 0.999 and seen.moving.min() == 0.0
+    frozen = build_scene(raw["image"][None], raw["depth"][None], MotionField.static(48, 64), 8,
+                         Components(), border=0.1).cloud
+    assert splat_cloud(frozen, frozen.positions(0), pose, raw["path"].K[3], (48, 64),
+                       settings, displacement=True).moving.max() == 0.0
 
 
 def test_two_frame_samples_lift_the_backward_cloud_from_the_end_photo():
