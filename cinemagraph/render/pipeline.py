@@ -75,9 +75,10 @@ def plan_cloud_view(cloud: AnimatedPointCloud, positions: Tensor, world_to_camer
 
 def _geometry(cloud: AnimatedPointCloud, xy: Tensor, z: Tensor, K: Tensor) -> Tensor:
     """Per point ``(N, 4)``: camera depth, the displacement ``(x, y)`` in pixels from
-    where the photo shows the point, and 1 where the motion field moves the point (else 0). The cloud's pixels are those of its layers, which
-    extend past the photo by a border: they are shifted by the difference of the principal
-    points (the view's and the cloud's) into the view's frame."""
+    where the photo shows the point, and 1 where the motion field moves the point (else 0).
+    The cloud's pixels are those of its layers, which extend past the photo by a border:
+    they are shifted by the difference of the principal points (the view's and the cloud's)
+    into the view's frame."""
     source = cloud.pixels - (cloud.K[:2, 2] - K[:2, 2]).to(cloud.pixels)
     moving = torch.zeros_like(z)
     if cloud.moving.numel():

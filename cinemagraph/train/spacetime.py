@@ -105,7 +105,8 @@ class SpaceTimeTrainer(Trainer):
             model.set_correction(s.model.correction, s.model.band_px, s.model.crack_px,
                                  s.model.fluid_px)
         except ValueError as e:
-            raise UserError(f"spacetime.model.correction / band_px / crack_px / fluid_px: {e}") from None
+            raise UserError("spacetime.model.correction / band_px / crack_px / fluid_px: "
+                            f"{e}") from None
         self.model = model.to(device).train()
         self.render = SpaceTimeRender(self.model)
         if not 0.0 <= s.model.ema < 1.0:

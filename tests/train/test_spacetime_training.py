@@ -337,14 +337,16 @@ def test_the_fluid_band_spreads_the_correction_over_moving_points_only(tmp_path)
     assert (whole - base)[..., 34:48, 46:64].abs().max() > 1e-3
     assert torch.equal(out[..., 0:18, 22:30], base.clamp(0, 1)[..., 0:18, 22:30])
     band = fluid_band(water * alpha, 9)[0, 0]
-    assert band[28:48, 40:64].min() > 0.5 and band[:18, :].max() == 0.0 and band[:, :30].max() == 0.0
+    assert band[28:48, 40:64].min() > 0.5
+    assert band[:18, :].max() == 0.0 and band[:, :30].max() == 0.0
     assert torch.equal(fluid_band(water * 0.4, 9), torch.zeros_like(water))  # under half moves
     # Kept in the file and its log line; files from before it have none; set from the config.
     save_spacetime(fluid, tmp_path / "fluid.safetensors", half=False)
     save_spacetime(holes, tmp_path / "holes.safetensors", half=False)
     assert load_spacetime(tmp_path / "fluid.safetensors").fluid_px == 9
     assert load_spacetime(tmp_path / "holes.safetensors").fluid_px == 0
-    assert "band 9 px, fluid 9 px" in learned_components(tmp_path / "fluid.safetensors")[1].description
+    described = learned_components(tmp_path / "fluid.safetensors")[1].description
+    assert "band 9 px, fluid 9 px" in described
     start = ["experiment=spacetime_small", f"spacetime.model.init={tmp_path / 'holes.safetensors'}",
              "spacetime.model.correction=band", "spacetime.model.band_px=9"]
     trainer = SpaceTimeTrainer(config(start + ["spacetime.model.fluid_px=31"] + SMALL),
