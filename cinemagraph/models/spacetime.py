@@ -44,7 +44,10 @@ Where the correction applies (``correction``, :data:`CORRECTIONS`, kept in the w
   (0: off): the band also spreads that far from the pixels that moving points (the
   fluid) cover, in the forward or the backward frame, where blending the two clouds
   ghosts, in every frame but the first (at time 0 nothing has moved and the backward
-  cloud does not show); a static photo (nothing moves) keeps the hole band alone.
+  cloud does not show); a static photo (nothing moves) keeps the hole band alone. There,
+  away from holes, ``fluid_rule`` (:data:`FLUID_RULES`) limits what the correction may do:
+  anything (``free``), only reweigh the two clouds' colours (``between``) or only add
+  detail (``detail``), so it cannot shift a whole region's colour.
 
 The decoder's last convolution starts at zero, so an untrained model renders exactly as the
 built-in decoder and training only has to learn what compositing gets wrong (holes, seams,
@@ -108,6 +111,11 @@ GATE_CHANNELS = 1 + DISPLACEMENT_CHANNELS + 2 + 2 + 1
 CORRECTIONS = ("everywhere", "gate", "band")
 #: The band's width in pixels (:func:`hole_band`).
 BAND_PX = 31
+#: What the correction may do over the fluid band, away from holes (:class:`SpaceTimeModel`):
+#: ``free``, anything; ``between``, only move the frame within the range of the forward and
+#: the backward cloud's colours at each pixel (per channel); ``detail``, only add the
+#: correction's detail (the correction less its Gaussian blur of :data:`DETAIL_SIGMA` px).
+FLUID_RULES = ("free", "between", "detail")
 #: The file name of our own weights in ``pretrained/``.
 OWN_WEIGHTS = "cinemagraph_spacetime.safetensors"
 
@@ -141,7 +149,7 @@ class GeometryGate(nn.Module):
 
 
 def _check_correction(correction: str, band_px: int, crack_px: int | None = None,
-                      fluid_px: int = 0) -> None:
+                      fluid_px: int = 0, fluid_rule: str = "free") -> None:
     if correction not in CORRECTIONS:
         raise ValueError(f"unknown correction '{correction}' (one of {', '.join(CORRECTIONS)})")
     if int(band_px) < 1:
@@ -150,6 +158,8 @@ def _check_correction(correction: str, band_px: int, crack_px: int | None = None
         raise ValueError(f"crack band width {crack_px} px (use at least 1)")
     if int(fluid_px) < 0:
         raise ValueError(f"fluid band width {fluid_px} px (use 0 for none, or more)")
+    if fluid_rule not in FLUID_RULES:
+        raise ValueError(f"unknown fluid rule '{fluid_rule}' (one of {', '.join(FLUID_RULES)})")
 
 
 def _spread(x: Tensor, k: int) -> Tensor:
@@ -197,11 +207,11 @@ class SpaceTimeModel(nn.Module):
     :func:`hole_band`, :func:`fluid_band`)."""
 
     def __init__(self, preset: str = "official", correction: str = "gate", band_px: int = BAND_PX,
-                 crack_px: int | None = None, fluid_px: int = 0):
+                 crack_px: int | None = None, fluid_px: int = 0, fluid_rule: str = "free"):
         super().__init__()
         if preset not in FEATURE_PRESETS:
             raise ValueError(f"unknown preset '{preset}' (one of {', '.join(PRESETS)})")
-        _check_correction(correction, band_px, crack_px, fluid_px)
+        _check_correction(correction, band_px, crack_px, fluid_px, fluid_rule)
         self.preset = preset
         args = FEATURE_PRESETS[preset]
         self.feature_net = ResUNet(in_ch=4, **args)
@@ -217,21 +227,23 @@ class SpaceTimeModel(nn.Module):
         self.band_px = int(band_px)
         self.crack_px = None if crack_px is None else int(crack_px)
         self.fluid_px = int(fluid_px)
+        self.fluid_rule = fluid_rule
         self.gate = GeometryGate() if self.correction == "gate" else None
 
     def set_correction(self, correction: str, band_px: int = BAND_PX,
-                       crack_px: int | None = None, fluid_px: int = 0) -> None:
+                       crack_px: int | None = None, fluid_px: int = 0,
+                       fluid_rule: str = "free") -> None:
         """Switch where the correction applies (to train on in another way): a fresh gate
         for ``gate``; leaving ``gate`` drops the gate's weights. Logged when it changes."""
-        _check_correction(correction, band_px, crack_px, fluid_px)
+        _check_correction(correction, band_px, crack_px, fluid_px, fluid_rule)
         crack_px = None if crack_px is None else int(crack_px)
-        new = (correction, int(band_px), crack_px, int(fluid_px))
+        new = (correction, int(band_px), crack_px, int(fluid_px), fluid_rule)
         if not self.residual or new == (self.correction, self.band_px, self.crack_px,
-                                        self.fluid_px):
+                                        self.fluid_px, self.fluid_rule):
             return
         log.info("the decoder's correction: %s -> %s%s", self.correction, correction,
                  _band_text(*new[1:]) if correction == "band" else "")
-        self.correction, self.band_px, self.crack_px, self.fluid_px = new
+        self.correction, self.band_px, self.crack_px, self.fluid_px, self.fluid_rule = new
         if correction == "gate" and self.gate is None:
             self.gate = GeometryGate().to(self.img_decoder.outc.conv.weight.device)
         elif correction != "gate":
@@ -290,10 +302,15 @@ class SpaceTimeModel(nn.Module):
             extra = _pad16(torch.cat([base, confidence, moved], 1))
             if self.correction == "band":
                 band = hole_band(confidence, self.band_px, self.crack_px)
+                fluid = None
                 if self.fluid_px:
                     fluid = torch.cat([_moving(f, b) * (time > 0)
                                        for f, b, time in zip(forwards, backwards, ts)])
-                    band = torch.maximum(band, fluid_band(fluid, self.fluid_px))
+                    fluid = fluid_band(fluid, self.fluid_px)
+                    if self.fluid_rule == "between":
+                        lo, hi = _cloud_range(forwards, backwards, base)
+                    elif self.fluid_rule == "free":
+                        band, fluid = torch.maximum(band, fluid), None
             if self.gate is not None:  # confidence, displacement, alpha, disparity, time
                 time = torch.as_tensor(t, dtype=x0.dtype, device=x0.device)
                 time = time.expand(x0.shape[0], 1, *x0.shape[-2:])
@@ -303,7 +320,13 @@ class SpaceTimeModel(nn.Module):
         if self.correction == "everywhere":  # our weights of the sixth session
             return (base + out[..., :h, :w]).clamp(0, 1)
         if self.correction == "band":
-            return (base + band * out[..., :h, :w]).clamp(0, 1)
+            out = out[..., :h, :w]
+            frame = base + band * out
+            if fluid is not None and self.fluid_rule == "between":
+                frame = frame + (1.0 - band) * fluid * (torch.clamp(base + out, lo, hi) - base)
+            elif fluid is not None:  # detail: the correction less its blur
+                frame = frame + (1.0 - band) * fluid * (out - _blur(out, DETAIL_SIGMA))
+            return frame.clamp(0, 1)
         out = (self.gate(geometry) * out)[..., :h, :w]
         return (base + out - confidence * _blur(out, DETAIL_SIGMA)).clamp(0, 1)
 
@@ -324,9 +347,32 @@ class SpaceTimeModel(nn.Module):
         return maps[0], maps[-1]
 
 
-def _band_text(band_px: int, crack_px: int | None, fluid_px: int = 0) -> str:
+def _band_text(band_px: int, crack_px: int | None, fluid_px: int = 0,
+               fluid_rule: str = "free") -> str:
+    rule = {"free": "", "between": " (between the clouds)", "detail": " (detail only)"}[fluid_rule]
     return (f" {band_px} px" + (f", cracks {crack_px} px" if crack_px is not None else "")
-            + (f", fluid {fluid_px} px" if fluid_px else ""))
+            + (f", fluid {fluid_px} px{rule}" if fluid_px else ""))
+
+
+def _cloud_range(forwards: list[SplattedFrame], backwards: list[SplattedFrame | None],
+                 base: Tensor, full_coverage: float = 0.5) -> tuple[Tensor, Tensor]:
+    """Per pixel and channel, the lowest and highest of the composite ``base (B, 3, H, W)``
+    and the forward and the backward cloud's own colours ``(B, 3, H, W)`` (each where it
+    covers the pixel by at least ``full_coverage``; where it does not, or there is no
+    backward frame, it does not widen the range)."""
+    lows, highs = [], []
+    for i, (forward, backward) in enumerate(zip(forwards, backwards)):
+        b = base[i:i + 1]
+        lo, hi = b, b
+        for frame in (forward, backward):
+            if frame is None:
+                continue
+            coverage = frame.features[:, 3:4]
+            color = torch.where(coverage >= full_coverage,
+                                frame.features[:, :3] / coverage.clamp_min(1e-6), b)
+            lo, hi = torch.minimum(lo, color), torch.maximum(hi, color)
+        lows.append(lo), highs.append(hi)
+    return torch.cat(lows), torch.cat(highs)
 
 
 def _blur(x: Tensor, sigma: float) -> Tensor:
@@ -465,6 +511,8 @@ def save_spacetime(model: SpaceTimeModel, path: str | Path, half: bool = True,
             meta.update(crack_px=str(model.crack_px))
         if model.fluid_px:
             meta.update(fluid_px=str(model.fluid_px))
+            if model.fluid_rule != "free":
+                meta.update(fluid_rule=model.fluid_rule)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -507,7 +555,8 @@ def load_spacetime(path: str | Path) -> SpaceTimeModel:
                             f"cracks '{meta.get('crack_px')}', fluid "
                             f"'{meta.get('fluid_px')}')") from None
         try:
-            model = SpaceTimeModel(preset, correction, band_px, crack_px, fluid_px)
+            model = SpaceTimeModel(preset, correction, band_px, crack_px, fluid_px,
+                                   meta.get("fluid_rule", "free"))
         except ValueError as e:
             raise UserError(f"'{path}': {e} in its metadata") from None
         if model.residual and correction == "everywhere":
@@ -573,7 +622,7 @@ def learned_components(path: str | Path, device=None, work_size: int | None = WO
     kind = "official" if path.suffix == ".pth" else f"ours, preset '{model.preset}'"
     if model.residual:
         kind += f", correction {model.correction}"
-        kind += (_band_text(model.band_px, model.crack_px, model.fluid_px)
+        kind += (_band_text(model.band_px, model.crack_px, model.fluid_px, model.fluid_rule)
                  if model.correction == "band" else "")
         kind += (f", run at {work_size} px on larger frames" if work_size is not None
                  else ", run at the frame's size")

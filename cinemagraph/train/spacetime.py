@@ -103,9 +103,10 @@ class SpaceTimeTrainer(Trainer):
                             f"'{s.model.preset}'")
         try:
             model.set_correction(s.model.correction, s.model.band_px, s.model.crack_px,
-                                 s.model.fluid_px)
+                                 s.model.fluid_px, s.model.fluid_rule)
         except ValueError as e:
-            raise UserError("spacetime.model.correction / band_px / crack_px / fluid_px: "
+            raise UserError("spacetime.model.correction / band_px / crack_px / fluid_px / "
+                            "fluid_rule: "
                             f"{e}") from None
         self.model = model.to(device).train()
         self.render = SpaceTimeRender(self.model)

@@ -86,6 +86,11 @@ def test_weights_that_do_not_belong_together_are_refused_in_one_line(files, tmp_
     save_spacetime(model, fluid)
     with pytest.raises(UserError, match="fluid width 63"):
         soup([files[0], fluid])
+    between = tmp_path / "between.safetensors"
+    model.set_correction("band", 31, 9, 63, "between")
+    save_spacetime(model, between)
+    with pytest.raises(UserError, match="fluid rule between"):
+        soup([fluid, between])
     base = tmp_path / "base.safetensors"
     save_spacetime(SpaceTimeModel("base", correction="band", band_px=31, crack_px=9), base)
     with pytest.raises(UserError, match="preset base"):

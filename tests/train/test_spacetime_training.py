@@ -357,6 +357,76 @@ def test_the_fluid_band_spreads_the_correction_over_moving_points_only(tmp_path)
                          tmp_path / "run2", torch.device("cpu"))
 
 
+def test_the_fluid_rules_limit_what_the_correction_does_away_from_holes(tmp_path):
+    from cinemagraph.models.decoder import CompositingDecoder, SplattedFrame
+    from cinemagraph.models.spacetime import learned_components, save_spacetime
+
+    g = torch.Generator().manual_seed(9)
+    free = SpaceTimeModel("small", correction="band", band_px=9, fluid_px=63).eval()
+    torch.nn.init.normal_(free.img_decoder.outc.conv.weight, std=0.05, generator=g)
+    torch.nn.init.constant_(free.img_decoder.outc.conv.bias, 0.4)
+    between = SpaceTimeModel("small", correction="band", band_px=9, fluid_px=63,
+                             fluid_rule="between").eval()
+    between.load_state_dict(free.state_dict())
+    alpha = torch.ones(1, 1, 48, 64)
+    alpha[..., 20:28, 4:12] = 0.0  # a hole, on the left
+    depth, shift = torch.ones(1, 1, 48, 64), torch.randn(1, 2, 48, 64, generator=g)
+    water = torch.zeros(1, 1, 48, 64)
+    water[..., 28:48, 32:64] = 1.0  # moving points, bottom right
+    n = 4 + free.feature_channels
+    colours = [torch.rand(1, n, 48, 64, generator=g) for _ in range(2)]
+    for c in colours:
+        c[:, 3:4] = 1.0
+    colours[1][..., :28, :] = colours[0][..., :28, :]  # the two clouds differ over the water only
+    colours[1][..., :, :32] = colours[0][..., :, :32]
+    fwd, bwd = (SplattedFrame(c * alpha, alpha, depth, shift, water) for c in colours)
+    with torch.no_grad():
+        base = CompositingDecoder()(fwd, bwd, 0.5)
+        loose, kept = free.decode(fwd, bwd, 0.5), between.decode(fwd, bwd, 0.5)
+    lo = torch.minimum(colours[0][:, :3], colours[1][:, :3])
+    hi = torch.maximum(colours[0][:, :3], colours[1][:, :3])
+    far = (..., slice(0, 48), slice(24, 64))  # more than 9 px from the hole
+    # Where the clouds agree, far from holes: the composite, though the fluid band covers it.
+    assert (loose - base)[..., 0:26, 24:64].abs().max() > 1e-2
+    assert torch.equal(kept[..., 0:26, 24:64], base[..., 0:26, 24:64])
+    # Over the water: changed, but within the two clouds' colours; the free rule leaves them.
+    water_px = (..., slice(28, 48), slice(32, 64))
+    assert (kept - base)[water_px].abs().max() > 1e-2
+    assert (kept[far] >= lo[far] - 1e-6).all() and (kept[far] <= hi[far] + 1e-6).all()
+    assert ((loose[far] < lo[far] - 1e-3) | (loose[far] > hi[far] + 1e-3)).any()
+    # In the hole band the correction applies whole, as the free rule applies it.
+    assert torch.allclose(kept[..., 20:28, 4:12], loose[..., 20:28, 4:12])
+    # Detail only: no change of a region's mean colour away from holes.
+    detail = SpaceTimeModel("small", correction="band", band_px=9, fluid_px=63,
+                            fluid_rule="detail").eval()
+    detail.load_state_dict(free.state_dict())
+    with torch.no_grad():
+        sharp = detail.decode(fwd, bwd, 0.5)
+    assert (sharp - base)[..., 4:44, 28:60].abs().max() > 1e-3
+    shift = (loose - base)[..., 4:44, 28:60].mean().abs()
+    assert (sharp - base)[..., 4:44, 28:60].mean().abs() < 0.1 * shift
+    assert torch.allclose(sharp[..., 20:28, 4:12], loose[..., 20:28, 4:12])
+    # Kept in the file and its log line; set from the config.
+    save_spacetime(between, tmp_path / "between.safetensors", half=False)
+    assert load_spacetime(tmp_path / "between.safetensors").fluid_rule == "between"
+    described = learned_components(tmp_path / "between.safetensors")[1].description
+    assert "fluid 63 px (between the clouds)" in described
+    save_spacetime(detail, tmp_path / "detail.safetensors", half=False)
+    described = learned_components(tmp_path / "detail.safetensors")[1].description
+    assert "fluid 63 px (detail only)" in described
+    save_spacetime(free, tmp_path / "free.safetensors", half=False)
+    assert load_spacetime(tmp_path / "free.safetensors").fluid_rule == "free"
+    start = ["experiment=spacetime_small", f"spacetime.model.init={tmp_path / 'free.safetensors'}",
+             "spacetime.model.correction=band", "spacetime.model.band_px=9",
+             "spacetime.model.fluid_px=63"]
+    trainer = SpaceTimeTrainer(config(start + ["spacetime.model.fluid_rule=between"] + SMALL),
+                               tmp_path / "run", torch.device("cpu"))
+    assert trainer.model.fluid_rule == "between"
+    with pytest.raises(UserError, match="unknown fluid rule 'inside'"):
+        SpaceTimeTrainer(config(start + ["spacetime.model.fluid_rule=inside"] + SMALL),
+                         tmp_path / "run2", torch.device("cpu"))
+
+
 @pytest.mark.parametrize("meta, problem", [({"correction": "bogus"}, "unknown correction"),
                                            ({"correction": "band", "band_px": "wide"},
                                             "malformed band width"),
@@ -365,7 +435,9 @@ def test_the_fluid_band_spreads_the_correction_over_moving_points_only(tmp_path)
                                            ({"correction": "band", "fluid_px": "wide"},
                                             "malformed band width"),
                                            ({"correction": "band", "fluid_px": "-3"},
-                                            "fluid band width -3 px")])
+                                            "fluid band width -3 px"),
+                                           ({"correction": "band", "fluid_px": "9",
+                                             "fluid_rule": "inside"}, "unknown fluid rule")])
 def test_a_file_naming_an_unknown_correction_fails_in_one_line(meta, problem, tmp_path):
     from safetensors.torch import save_file
 
