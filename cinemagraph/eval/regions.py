@@ -35,6 +35,7 @@ from torch import Tensor
 
 from ..errors import UserError
 from ..models.decoder import SplattedFrame
+from ..models.spacetime import moving_opacity
 
 #: The regions of a frame, in the order of :func:`region_masks`.
 REGIONS = ("border", "fluid", "static")
@@ -53,11 +54,7 @@ def region_masks(forward: SplattedFrame, backward: SplattedFrame | None) -> Tens
                             torch.arange(w, device=forward.alpha.device), indexing="ij")
     sx, sy = xs - forward.displacement[0, 0], ys - forward.displacement[0, 1]
     border = (sx < -0.5) | (sx > w - 0.5) | (sy < -0.5) | (sy > h - 0.5)
-    moving = forward.alpha.new_zeros(h, w)
-    for frame in (forward, backward):
-        if frame is not None and frame.moving is not None:
-            moving = torch.maximum(moving, (frame.moving * frame.alpha)[0, 0])
-    fluid = ~border & (moving > 0.5)
+    fluid = ~border & (moving_opacity(forward, backward)[0, 0] > 0.5)
     return torch.stack([border, fluid, ~border & ~fluid])
 
 

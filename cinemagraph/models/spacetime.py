@@ -195,7 +195,7 @@ def hole_band(confidence: Tensor, width: int = BAND_PX, crack_width: int | None 
 
 def fluid_band(moving: Tensor, width: int) -> Tensor:
     """The band around the pixels that moving points cover (``moving (B, 1, H, W)``, their
-    opacity, :func:`_moving`), in ``[0, 1]``: where over half a pixel's opacity moves, spread
+    opacity, :func:`moving_opacity`), in ``[0, 1]``: where over half a pixel's opacity moves, spread
     as :func:`hole_band` spreads holes, ``width`` pixels."""
     return _spread((moving > 0.5).to(moving.dtype), int(width) | 1)
 
@@ -304,7 +304,7 @@ class SpaceTimeModel(nn.Module):
                 band = hole_band(confidence, self.band_px, self.crack_px)
                 fluid = None
                 if self.fluid_px:
-                    fluid = torch.cat([_moving(f, b) * (time > 0)
+                    fluid = torch.cat([moving_opacity(f, b) * (time > 0)
                                        for f, b, time in zip(forwards, backwards, ts)])
                     fluid = fluid_band(fluid, self.fluid_px)
                     if self.fluid_rule == "between":
@@ -383,7 +383,7 @@ def _blur(x: Tensor, sigma: float) -> Tensor:
     return gaussian_blur2d(x, (k, k), (sigma, sigma), border_type="replicate")
 
 
-def _moving(forward: SplattedFrame, backward: SplattedFrame | None) -> Tensor:
+def moving_opacity(forward: SplattedFrame, backward: SplattedFrame | None) -> Tensor:
     """The opacity ``(1, 1, H, W)`` of moving points, the larger of the forward and the
     backward frame's (0 where a frame carries no share of moving points)."""
     out = forward.alpha.new_zeros(forward.alpha.shape)

@@ -107,8 +107,8 @@ class SpaceTimeModelConfig:
     ``init`` switch to it), ``band_px`` the band's width and ``crack_px`` its width around
     cracks (holes under 3 px across; null: ``band_px``), ``fluid_px`` its width around the
     pixels that moving points cover (0: none) and ``fluid_rule`` what the correction may do
-    there away from holes (``free``, or ``between``: stay within the forward and the
-    backward cloud's colours); ``gate_lr``: the learning rate of
+    there away from holes (``free``; ``between``: stay within the forward and the backward
+    cloud's colours; ``detail``: add only the correction's detail); ``gate_lr``: the learning rate of
     the gate (null: ``train.lr``; it starts at ``sigmoid(2)``, where its gradient is small,
     so it may need a higher one; 0 keeps it fixed); ``ema``: the decay of an exponential
     moving average of the weights, updated after every step (0: none; 0.999 averages over

@@ -106,8 +106,7 @@ class SpaceTimeTrainer(Trainer):
                                  s.model.fluid_px, s.model.fluid_rule)
         except ValueError as e:
             raise UserError("spacetime.model.correction / band_px / crack_px / fluid_px / "
-                            "fluid_rule: "
-                            f"{e}") from None
+                            f"fluid_rule: {e}") from None
         self.model = model.to(device).train()
         self.render = SpaceTimeRender(self.model)
         if not 0.0 <= s.model.ema < 1.0:
