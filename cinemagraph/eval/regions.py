@@ -35,7 +35,7 @@ from torch import Tensor
 
 from ..errors import UserError
 from ..models.decoder import SplattedFrame
-from ..models.spacetime import moving_opacity
+from ..models.spacetime import from_outside, moving_opacity
 
 #: The regions of a frame, in the order of :func:`region_masks`.
 REGIONS = ("border", "fluid", "static")
@@ -49,11 +49,7 @@ def region_masks(forward: SplattedFrame, backward: SplattedFrame | None) -> Tens
     ``static``. Needs the frames' displacement and share of moving points."""
     if forward.displacement is None:
         raise ValueError("region_masks needs the splats' displacement")
-    h, w = forward.alpha.shape[-2:]
-    ys, xs = torch.meshgrid(torch.arange(h, device=forward.alpha.device),
-                            torch.arange(w, device=forward.alpha.device), indexing="ij")
-    sx, sy = xs - forward.displacement[0, 0], ys - forward.displacement[0, 1]
-    border = (sx < -0.5) | (sx > w - 0.5) | (sy < -0.5) | (sy > h - 0.5)
+    border = from_outside(forward)[0, 0] > 0
     fluid = ~border & (moving_opacity(forward, backward)[0, 0] > 0.5)
     return torch.stack([border, fluid, ~border & ~fluid])
 

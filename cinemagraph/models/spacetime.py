@@ -47,7 +47,12 @@ Where the correction applies (``correction``, :data:`CORRECTIONS`, kept in the w
   cloud does not show); a static photo (nothing moves) keeps the hole band alone. There,
   away from holes, ``fluid_rule`` (:data:`FLUID_RULES`) limits what the correction may do:
   anything (``free``), only reweigh the two clouds' colours (``between``) or only add
-  detail (``detail``), so it cannot shift a whole region's colour.
+  detail (``detail``), so it cannot shift a whole region's colour. And ``fluid_border``
+  (default true): whether the fluid band also covers the points that come from outside the
+  photo (:func:`from_outside`), the border that the layers add for the camera path, whose
+  colours their inpainting invented; false leaves them the hole band alone (fading in over
+  :data:`BORDER_FADE_PX` pixels), so the decoder does not guess what lies beyond a photo's
+  edge.
 
 The decoder's last convolution starts at zero, so an untrained model renders exactly as the
 built-in decoder and training only has to learn what compositing gets wrong (holes, seams,
@@ -116,6 +121,9 @@ BAND_PX = 31
 #: the backward cloud's colours at each pixel (per channel); ``detail``, only add the
 #: correction's detail (the correction less its Gaussian blur of :data:`DETAIL_SIGMA` px).
 FLUID_RULES = ("free", "between", "detail")
+#: Without ``fluid_border``, the fluid band fades in over this many pixels from the points that
+#: come from outside the photo (:func:`from_outside`).
+BORDER_FADE_PX = 31
 #: The file name of our own weights in ``pretrained/``.
 OWN_WEIGHTS = "cinemagraph_spacetime.safetensors"
 
@@ -149,7 +157,8 @@ class GeometryGate(nn.Module):
 
 
 def _check_correction(correction: str, band_px: int, crack_px: int | None = None,
-                      fluid_px: int = 0, fluid_rule: str = "free") -> None:
+                      fluid_px: int = 0, fluid_rule: str = "free",
+                      fluid_border: bool = True) -> None:
     if correction not in CORRECTIONS:
         raise ValueError(f"unknown correction '{correction}' (one of {', '.join(CORRECTIONS)})")
     if int(band_px) < 1:
@@ -160,6 +169,8 @@ def _check_correction(correction: str, band_px: int, crack_px: int | None = None
         raise ValueError(f"fluid band width {fluid_px} px (use 0 for none, or more)")
     if fluid_rule not in FLUID_RULES:
         raise ValueError(f"unknown fluid rule '{fluid_rule}' (one of {', '.join(FLUID_RULES)})")
+    if not isinstance(fluid_border, bool):
+        raise ValueError(f"fluid border {fluid_border!r} (use true or false)")
 
 
 def _spread(x: Tensor, k: int) -> Tensor:
@@ -203,15 +214,16 @@ def fluid_band(moving: Tensor, width: int) -> Tensor:
 class SpaceTimeModel(nn.Module):
     """The feature network and the image decoder of one preset; for the residual presets,
     where the decoder's correction applies (``correction``, one of :data:`CORRECTIONS`; the
-    band is ``band_px`` wide, ``crack_px`` around cracks, ``fluid_px`` around moving points;
-    :func:`hole_band`, :func:`fluid_band`)."""
+    band is ``band_px`` wide, ``crack_px`` around cracks, ``fluid_px`` around moving points,
+    over the photo's border too where ``fluid_border``; :func:`hole_band`, :func:`fluid_band`)."""
 
     def __init__(self, preset: str = "official", correction: str = "gate", band_px: int = BAND_PX,
-                 crack_px: int | None = None, fluid_px: int = 0, fluid_rule: str = "free"):
+                 crack_px: int | None = None, fluid_px: int = 0, fluid_rule: str = "free",
+                 fluid_border: bool = True):
         super().__init__()
         if preset not in FEATURE_PRESETS:
             raise ValueError(f"unknown preset '{preset}' (one of {', '.join(PRESETS)})")
-        _check_correction(correction, band_px, crack_px, fluid_px, fluid_rule)
+        _check_correction(correction, band_px, crack_px, fluid_px, fluid_rule, fluid_border)
         self.preset = preset
         args = FEATURE_PRESETS[preset]
         self.feature_net = ResUNet(in_ch=4, **args)
@@ -228,22 +240,24 @@ class SpaceTimeModel(nn.Module):
         self.crack_px = None if crack_px is None else int(crack_px)
         self.fluid_px = int(fluid_px)
         self.fluid_rule = fluid_rule
+        self.fluid_border = fluid_border
         self.gate = GeometryGate() if self.correction == "gate" else None
 
     def set_correction(self, correction: str, band_px: int = BAND_PX,
                        crack_px: int | None = None, fluid_px: int = 0,
-                       fluid_rule: str = "free") -> None:
+                       fluid_rule: str = "free", fluid_border: bool = True) -> None:
         """Switch where the correction applies (to train on in another way): a fresh gate
         for ``gate``; leaving ``gate`` drops the gate's weights. Logged when it changes."""
-        _check_correction(correction, band_px, crack_px, fluid_px, fluid_rule)
+        _check_correction(correction, band_px, crack_px, fluid_px, fluid_rule, fluid_border)
         crack_px = None if crack_px is None else int(crack_px)
-        new = (correction, int(band_px), crack_px, int(fluid_px), fluid_rule)
+        new = (correction, int(band_px), crack_px, int(fluid_px), fluid_rule, fluid_border)
         if not self.residual or new == (self.correction, self.band_px, self.crack_px,
-                                        self.fluid_px, self.fluid_rule):
+                                        self.fluid_px, self.fluid_rule, self.fluid_border):
             return
         log.info("the decoder's correction: %s -> %s%s", self.correction, correction,
                  _band_text(*new[1:]) if correction == "band" else "")
-        self.correction, self.band_px, self.crack_px, self.fluid_px, self.fluid_rule = new
+        (self.correction, self.band_px, self.crack_px, self.fluid_px, self.fluid_rule,
+         self.fluid_border) = new
         if correction == "gate" and self.gate is None:
             self.gate = GeometryGate().to(self.img_decoder.outc.conv.weight.device)
         elif correction != "gate":
@@ -307,6 +321,10 @@ class SpaceTimeModel(nn.Module):
                     fluid = torch.cat([moving_opacity(f, b) * (time > 0)
                                        for f, b, time in zip(forwards, backwards, ts)])
                     fluid = fluid_band(fluid, self.fluid_px)
+                    if not self.fluid_border:
+                        outside = torch.cat([from_outside(f, b)
+                                             for f, b in zip(forwards, backwards)])
+                        fluid = fluid * (1.0 - _spread(outside, BORDER_FADE_PX | 1))
                     if self.fluid_rule == "between":
                         lo, hi = _cloud_range(forwards, backwards, base)
                     elif self.fluid_rule == "free":
@@ -348,8 +366,9 @@ class SpaceTimeModel(nn.Module):
 
 
 def _band_text(band_px: int, crack_px: int | None, fluid_px: int = 0,
-               fluid_rule: str = "free") -> str:
+               fluid_rule: str = "free", fluid_border: bool = True) -> str:
     rule = {"free": "", "between": " (between the clouds)", "detail": " (detail only)"}[fluid_rule]
+    rule += "" if fluid_border else " (not over the photo's border)"
     return (f" {band_px} px" + (f", cracks {crack_px} px" if crack_px is not None else "")
             + (f", fluid {fluid_px} px{rule}" if fluid_px else ""))
 
@@ -381,6 +400,24 @@ def _blur(x: Tensor, sigma: float) -> Tensor:
 
     k = 2 * int(2 * sigma) + 1
     return gaussian_blur2d(x, (k, k), (sigma, sigma), border_type="replicate")
+
+
+def from_outside(forward: SplattedFrame, backward: SplattedFrame | None = None) -> Tensor:
+    """``(1, 1, H, W)``: 1 where the points seen in the forward (or the backward) frame come
+    from outside the photo, from the border the layers add around it (their pixel less their
+    displacement lies outside the frame), else 0 (also where nothing covers a pixel: the
+    displacement is zero there). Needs the frames' displacement (zeros without it)."""
+    out = forward.alpha.new_zeros(forward.alpha.shape)
+    h, w = out.shape[-2:]
+    ys = torch.arange(h, device=out.device, dtype=out.dtype).view(h, 1)
+    xs = torch.arange(w, device=out.device, dtype=out.dtype).view(1, w)
+    for frame in (forward, backward):
+        if frame is None or frame.displacement is None:
+            continue
+        sx, sy = xs - frame.displacement[:, 0:1], ys - frame.displacement[:, 1:2]
+        far = (sx < -0.5) | (sx > w - 0.5) | (sy < -0.5) | (sy > h - 0.5)
+        out = torch.maximum(out, far.to(out.dtype))
+    return out
 
 
 def moving_opacity(forward: SplattedFrame, backward: SplattedFrame | None) -> Tensor:
@@ -513,6 +550,8 @@ def save_spacetime(model: SpaceTimeModel, path: str | Path, half: bool = True,
             meta.update(fluid_px=str(model.fluid_px))
             if model.fluid_rule != "free":
                 meta.update(fluid_rule=model.fluid_rule)
+            if not model.fluid_border:
+                meta.update(fluid_border="false")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -554,9 +593,13 @@ def load_spacetime(path: str | Path) -> SpaceTimeModel:
             raise UserError(f"'{path}' has a malformed band width ('{meta.get('band_px')}', "
                             f"cracks '{meta.get('crack_px')}', fluid "
                             f"'{meta.get('fluid_px')}')") from None
+        border = meta.get("fluid_border", "true")
+        if border not in ("true", "false"):
+            raise UserError(f"'{path}' has a malformed fluid border '{border}' in its metadata "
+                            "(true or false)")
         try:
             model = SpaceTimeModel(preset, correction, band_px, crack_px, fluid_px,
-                                   meta.get("fluid_rule", "free"))
+                                   meta.get("fluid_rule", "free"), border == "true")
         except ValueError as e:
             raise UserError(f"'{path}': {e} in its metadata") from None
         if model.residual and correction == "everywhere":
@@ -622,7 +665,8 @@ def learned_components(path: str | Path, device=None, work_size: int | None = WO
     kind = "official" if path.suffix == ".pth" else f"ours, preset '{model.preset}'"
     if model.residual:
         kind += f", correction {model.correction}"
-        kind += (_band_text(model.band_px, model.crack_px, model.fluid_px, model.fluid_rule)
+        kind += (_band_text(model.band_px, model.crack_px, model.fluid_px, model.fluid_rule,
+                            model.fluid_border)
                  if model.correction == "band" else "")
         kind += (f", run at {work_size} px on larger frames" if work_size is not None
                  else ", run at the frame's size")

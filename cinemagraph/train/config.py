@@ -108,12 +108,14 @@ class SpaceTimeModelConfig:
     cracks (holes under 3 px across; null: ``band_px``), ``fluid_px`` its width around the
     pixels that moving points cover (0: none) and ``fluid_rule`` what the correction may do
     there away from holes (``free``; ``between``: stay within the forward and the backward
-    cloud's colours; ``detail``: add only the correction's detail); ``gate_lr``: the learning rate of
-    the gate (null: ``train.lr``; it starts at ``sigmoid(2)``, where its gradient is small,
-    so it may need a higher one; 0 keeps it fixed); ``ema``: the decay of an exponential
-    moving average of the weights, updated after every step (0: none; 0.999 averages over
-    about the last 1,000 steps), which the ``step_N.safetensors`` checkpoints then hold
-    (the ``.pt`` files hold both); the discriminator as for the motion network."""
+    cloud's colours; ``detail``: add only the correction's detail), and ``fluid_border``
+    whether the fluid band covers the border the layers add around the photo too (false: the
+    hole band alone there, so nothing is guessed beyond the photo's edge); ``gate_lr``: the
+    learning rate of the gate (null: ``train.lr``; it starts at ``sigmoid(2)``, where its
+    gradient is small, so it may need a higher one; 0 keeps it fixed); ``ema``: the decay of
+    an exponential moving average of the weights, updated after every step (0: none; 0.999
+    averages over about the last 1,000 steps), which the ``step_N.safetensors`` checkpoints
+    then hold (the ``.pt`` files hold both); the discriminator as for the motion network."""
 
     preset: str = "small"
     init: Optional[str] = None
@@ -122,6 +124,7 @@ class SpaceTimeModelConfig:
     crack_px: Optional[int] = None
     fluid_px: int = 0
     fluid_rule: str = "free"
+    fluid_border: bool = True
     gate_lr: Optional[float] = None
     ema: float = 0.0
     ndf: int = 64

@@ -61,7 +61,7 @@ def sha256(path: Path) -> str:
 
 def _settings(model) -> tuple:
     return (model.preset, model.correction, model.band_px, model.crack_px, model.fluid_px,
-            model.fluid_rule)
+            model.fluid_rule, model.fluid_border)
 
 
 def soup(paths: list[Path], weights: list[float] | None = None):
@@ -75,7 +75,8 @@ def soup(paths: list[Path], weights: list[float] | None = None):
         raise UserError("give one weight above 0 for each file")
     total = sum(weights)
     first = load_spacetime(paths[0])
-    names = ("preset", "correction", "band width", "crack width", "fluid width", "fluid rule")
+    names = ("preset", "correction", "band width", "crack width", "fluid width", "fluid rule",
+             "fluid border")
     state = first.state_dict()
     mixed = {k: v.double() * (weights[0] / total) if v.is_floating_point() else v.clone()
              for k, v in state.items()}

@@ -103,10 +103,10 @@ class SpaceTimeTrainer(Trainer):
                             f"'{s.model.preset}'")
         try:
             model.set_correction(s.model.correction, s.model.band_px, s.model.crack_px,
-                                 s.model.fluid_px, s.model.fluid_rule)
+                                 s.model.fluid_px, s.model.fluid_rule, s.model.fluid_border)
         except ValueError as e:
             raise UserError("spacetime.model.correction / band_px / crack_px / fluid_px / "
-                            f"fluid_rule: {e}") from None
+                            f"fluid_rule / fluid_border: {e}") from None
         self.model = model.to(device).train()
         self.render = SpaceTimeRender(self.model)
         if not 0.0 <= s.model.ema < 1.0:

@@ -91,6 +91,11 @@ def test_weights_that_do_not_belong_together_are_refused_in_one_line(files, tmp_
     save_spacetime(model, between)
     with pytest.raises(UserError, match="fluid rule between"):
         soup([fluid, between])
+    inside = tmp_path / "inside.safetensors"
+    model.set_correction("band", 31, 9, 63, "free", False)
+    save_spacetime(model, inside)
+    with pytest.raises(UserError, match="fluid border False"):
+        soup([fluid, inside])
     base = tmp_path / "base.safetensors"
     save_spacetime(SpaceTimeModel("base", correction="band", band_px=31, crack_px=9), base)
     with pytest.raises(UserError, match="preset base"):

@@ -357,17 +357,24 @@ def test_the_fluid_band_spreads_the_correction_over_moving_points_only(tmp_path)
                          tmp_path / "run2", torch.device("cpu"))
 
 
+def _random_band_pair(seed: int, fluid_px: int, **other):
+    """A small ``band`` model whose correction is not zero (random last layer), the same
+    weights with ``other`` settings, and the generator that made them (to draw on from)."""
+    g = torch.Generator().manual_seed(seed)
+    first = SpaceTimeModel("small", correction="band", band_px=9, fluid_px=fluid_px).eval()
+    torch.nn.init.normal_(first.img_decoder.outc.conv.weight, std=0.05, generator=g)
+    torch.nn.init.constant_(first.img_decoder.outc.conv.bias, 0.4)
+    second = SpaceTimeModel("small", correction="band", band_px=9, fluid_px=fluid_px,
+                            **other).eval()
+    second.load_state_dict(first.state_dict())
+    return first, second, g
+
+
 def test_the_fluid_rules_limit_what_the_correction_does_away_from_holes(tmp_path):
     from cinemagraph.models.decoder import CompositingDecoder, SplattedFrame
     from cinemagraph.models.spacetime import learned_components, save_spacetime
 
-    g = torch.Generator().manual_seed(9)
-    free = SpaceTimeModel("small", correction="band", band_px=9, fluid_px=63).eval()
-    torch.nn.init.normal_(free.img_decoder.outc.conv.weight, std=0.05, generator=g)
-    torch.nn.init.constant_(free.img_decoder.outc.conv.bias, 0.4)
-    between = SpaceTimeModel("small", correction="band", band_px=9, fluid_px=63,
-                             fluid_rule="between").eval()
-    between.load_state_dict(free.state_dict())
+    free, between, g = _random_band_pair(9, 63, fluid_rule="between")
     alpha = torch.ones(1, 1, 48, 64)
     alpha[..., 20:28, 4:12] = 0.0  # a hole, on the left
     depth, shift = torch.ones(1, 1, 48, 64), torch.randn(1, 2, 48, 64, generator=g)
@@ -427,6 +434,57 @@ def test_the_fluid_rules_limit_what_the_correction_does_away_from_holes(tmp_path
                          tmp_path / "run2", torch.device("cpu"))
 
 
+def test_without_fluid_border_the_fluid_band_leaves_the_photos_border_to_the_hole_band(tmp_path):
+    from cinemagraph.models.decoder import CompositingDecoder, SplattedFrame
+    from cinemagraph.models.spacetime import from_outside, learned_components, save_spacetime
+
+    over, inside, g = _random_band_pair(10, 191, fluid_border=False)
+    holes = SpaceTimeModel("small", correction="band", band_px=9).eval()
+    holes.load_state_dict(over.state_dict())
+    h, w = 48, 96
+    alpha = torch.ones(1, 1, h, w)
+    alpha[..., 20:26, 40:46] = 0.0  # a hole in the middle
+    feats = torch.rand(1, 4 + over.feature_channels, h, w, generator=g)
+    feats[:, 3:4] = 1.0
+    # The camera has moved right by 30 px: the points of the left 30 columns come from the
+    # border left of the photo; the water moves on the right half.
+    shift = torch.zeros(1, 2, h, w)
+    shift[:, 0] = 30.0
+    shift[..., 40:46] = 0.0  # nothing covers the hole: no displacement there
+    water = torch.zeros(1, 1, h, w)
+    water[..., 48:] = 1.0
+    frame = SplattedFrame(feats * alpha, alpha, torch.ones(1, 1, h, w), shift, water)
+    outside = from_outside(frame)[0, 0]
+    assert outside[:, :30].min() == 1.0 and outside[:, 30:].max() == 0.0
+    # The backward frame's border counts too.
+    still = SplattedFrame(frame.features, alpha, frame.depth, torch.zeros_like(shift), water)
+    assert torch.equal(from_outside(still, frame), from_outside(frame))
+    assert from_outside(still).max() == 0.0
+    with torch.no_grad():
+        base = CompositingDecoder()(frame, frame, 0.5)
+        wide, kept, alone = (m.decode(frame, frame, 0.5) for m in (over, inside, holes))
+    # With the border: the fluid band covers the whole frame, the border too.
+    assert (wide - base)[..., :, :12].abs().amin(dim=(-2, -1)).max() > 1e-3
+    # Without: over the border, and fading in beside it, the hole band alone.
+    assert torch.equal(kept[..., :, :12], alone[..., :, :12])
+    # Farther from the border than the fade reaches (2 x 15 px), as with it; nearer, between.
+    assert torch.allclose(kept[..., :, 61:], wide[..., :, 61:])
+    assert not torch.allclose(kept[..., :, 30:61], wide[..., :, 30:61])
+    # Kept in the file and its log line; files without it cover the border; the config.
+    save_spacetime(inside, tmp_path / "inside.safetensors", half=False)
+    save_spacetime(over, tmp_path / "over.safetensors", half=False)
+    assert load_spacetime(tmp_path / "inside.safetensors").fluid_border is False
+    assert load_spacetime(tmp_path / "over.safetensors").fluid_border is True
+    described = learned_components(tmp_path / "inside.safetensors")[1].description
+    assert "fluid 191 px (not over the photo's border)" in described
+    start = ["experiment=spacetime_small", f"spacetime.model.init={tmp_path / 'over.safetensors'}",
+             "spacetime.model.correction=band", "spacetime.model.band_px=9",
+             "spacetime.model.fluid_px=191"]
+    trainer = SpaceTimeTrainer(config(start + ["spacetime.model.fluid_border=false"] + SMALL),
+                               tmp_path / "run", torch.device("cpu"))
+    assert trainer.model.fluid_border is False
+
+
 @pytest.mark.parametrize("meta, problem", [({"correction": "bogus"}, "unknown correction"),
                                            ({"correction": "band", "band_px": "wide"},
                                             "malformed band width"),
@@ -437,7 +495,9 @@ def test_the_fluid_rules_limit_what_the_correction_does_away_from_holes(tmp_path
                                            ({"correction": "band", "fluid_px": "-3"},
                                             "fluid band width -3 px"),
                                            ({"correction": "band", "fluid_px": "9",
-                                             "fluid_rule": "inside"}, "unknown fluid rule")])
+                                             "fluid_rule": "inside"}, "unknown fluid rule"),
+                                           ({"correction": "band", "fluid_px": "9",
+                                             "fluid_border": "no"}, "malformed fluid border")])
 def test_a_file_naming_an_unknown_correction_fails_in_one_line(meta, problem, tmp_path):
     from safetensors.torch import save_file
 
