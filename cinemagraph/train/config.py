@@ -77,7 +77,10 @@ class SpaceTimeDataConfig:
     stay exact); ``floaters``: the share of synthetic scenes given 2-4 small hovering boxes
     just behind a box's silhouette (see :func:`cinemagraph.data.scene.sample_scene`);
     ``relight``: the share of synthetic scenes whose sky and fluids are darkened and boxes
-    darkened or brightened (:func:`cinemagraph.data.scene.relight`)."""
+    darkened or brightened (:func:`cinemagraph.data.scene.relight`); ``thin_lines``: the
+    share of samples whose forward or backward splat gets one row or column over its moving
+    points covered thinly (:func:`cinemagraph.train.spacetime.thin_line`), as a stretched
+    fluid leaves on a photo (0: none; the target stays)."""
 
     source: str = "synthetic"
     root: Optional[str] = None
@@ -97,6 +100,7 @@ class SpaceTimeDataConfig:
     depth_blur_sigma: list[float] = field(default_factory=lambda: [1.0, 4.0])
     floaters: float = 0.0
     relight: float = 0.0
+    thin_lines: float = 0.0
 
 
 @dataclass

@@ -58,14 +58,48 @@ def perceptual_loss_or_reason(device):
         return None, f"perceptual loss off: LPIPS-VGG could not be built ({type(e).__name__}: {e})"
 
 
+#: :func:`thin_line`'s opacity factors ``[low, high]``: the waterfall photo's stretched row
+#: keeps 0.75 of its opacity (``benchmarks/RESULTS.md``, sixteenth session).
+THIN_LINE_OPACITY = (0.6, 0.9)
+
+
+def thin_line(frame: SplattedFrame) -> SplattedFrame:
+    """``frame`` with one random row or column through the pixels where most of the opacity
+    moves (as :func:`~cinemagraph.models.spacetime.moving_opacity` counts it), covered there
+    thinly: its opacity and premultiplied features times a factor drawn from
+    :data:`THIN_LINE_OPACITY` (so its colour stays), as points that a stretching flow pulls
+    apart cover a photo's frame; the rest, and frames without moving points, as they are.
+    Draws from torch's global generator (on the CPU), which the trainer seeds."""
+    if frame.moving is None:
+        return frame
+    fluid = (frame.moving * frame.alpha > 0.5)[0, 0]
+    u = torch.rand(3).tolist()
+    axis = 1 if u[1] < 0.5 else 0  # a row (reduced over columns) or a column
+    lines = fluid.any(axis).nonzero().squeeze(1)
+    if lines.numel() == 0:
+        return frame
+    low, high = THIN_LINE_OPACITY
+    factor = low + (high - low) * u[0]
+    pick = lines[min(int(u[2] * lines.numel()), lines.numel() - 1)]
+    line = torch.zeros_like(fluid)
+    if axis == 1:
+        line[pick, :] = True
+    else:
+        line[:, pick] = True
+    scale = 1.0 - (1.0 - factor) * (line & fluid).to(frame.alpha.dtype)
+    return frame._replace(features=frame.features * scale, alpha=frame.alpha * scale)
+
+
 class SpaceTimeRender(nn.Module):
     """Renders a batch of training items through the feature network, the splat plans and
     the decoder (the module DistributedDataParallel wraps); see
-    :mod:`.spacetime_samples`."""
+    :mod:`.spacetime_samples`. In training mode, a share ``thin_lines`` of the samples get a
+    thinly covered line in their forward or backward splat (:func:`thin_line`)."""
 
-    def __init__(self, model: SpaceTimeModel):
+    def __init__(self, model: SpaceTimeModel, thin_lines: float = 0.0):
         super().__init__()
         self.model = model
+        self.thin_lines = float(thin_lines)
 
     def forward(self, items: list[dict]) -> Tensor:
         forwards, backwards, times = [], [], []
@@ -81,6 +115,12 @@ class SpaceTimeRender(nn.Module):
                 backwards.append(None if sample["backward"] is None
                                  else _splatted(sample["backward"], end_points))
                 times.append(sample["time"])
+                thin = self.training and self.thin_lines > 0
+                if thin and float(torch.rand(())) < self.thin_lines:
+                    if backwards[-1] is not None and float(torch.rand(())) < 0.5:
+                        backwards[-1] = thin_line(backwards[-1])
+                    else:
+                        forwards[-1] = thin_line(forwards[-1])
         return self.model.decode_batch(forwards, backwards, times)
 
 
@@ -108,7 +148,10 @@ class SpaceTimeTrainer(Trainer):
             raise UserError("spacetime.model.correction / band_px / crack_px / fluid_px / "
                             f"fluid_rule / fluid_border: {e}") from None
         self.model = model.to(device).train()
-        self.render = SpaceTimeRender(self.model)
+        if not 0.0 <= s.data.thin_lines <= 1.0:
+            raise UserError(f"spacetime.data.thin_lines={s.data.thin_lines}: give a share in "
+                            "[0, 1]")
+        self.render = SpaceTimeRender(self.model, s.data.thin_lines)
         if not 0.0 <= s.model.ema < 1.0:
             raise UserError(f"spacetime.model.ema={s.model.ema}: give a decay in [0, 1) "
                             "(0: no moving average; 0.999 is usual)")

@@ -1076,3 +1076,44 @@ def test_a_moving_average_of_the_weights_is_what_the_weight_files_hold(tmp_path)
     bad = config(["experiment=spacetime_small", "spacetime.model.ema=1.5"] + SMALL)
     with pytest.raises(UserError, match="spacetime.model.ema=1.5"):
         SpaceTimeTrainer(bad, tmp_path / "bad", torch.device("cpu"))
+
+
+def test_a_thin_line_covers_one_row_or_column_of_the_fluid_thinly_and_keeps_its_colour():
+    from cinemagraph.models.decoder import SplattedFrame
+    from cinemagraph.train.spacetime import THIN_LINE_OPACITY, SpaceTimeRender, thin_line
+
+    g = torch.Generator().manual_seed(11)
+    alpha = 0.5 + 0.5 * torch.rand(1, 1, 24, 32, generator=g)
+    feats = torch.rand(1, 6, 24, 32, generator=g) * alpha
+    water = torch.zeros(1, 1, 24, 32)
+    water[..., 8:, 10:] = 1.0
+    frame = SplattedFrame(feats, alpha, torch.ones_like(alpha), torch.zeros(1, 2, 24, 32), water)
+    torch.manual_seed(0)
+    seen = set()
+    for _ in range(20):
+        out = thin_line(frame)
+        ratio = out.alpha / frame.alpha
+        changed = ratio < 1 - 1e-6
+        # One row or one column, over the moving pixels only, by one factor in the range.
+        assert changed.any() and not changed[water < 0.5].any()
+        rows, cols = changed[0, 0].any(1).sum(), changed[0, 0].any(0).sum()
+        assert rows == 1 or cols == 1
+        seen.add("row" if cols > 1 else "column" if rows > 1 else "either")
+        lo, hi = THIN_LINE_OPACITY
+        assert lo - 1e-6 <= ratio[changed].min() and ratio[changed].max() <= hi + 1e-6
+        assert torch.allclose(ratio[changed], ratio[changed][0].expand(int(changed.sum())))
+        # The colour (features over opacity) is kept; depth and the rest untouched.
+        assert torch.allclose(out.features / out.alpha, frame.features / frame.alpha, atol=1e-5)
+        assert out.depth is frame.depth and out.moving is frame.moving
+    assert {"row", "column"} <= seen
+    assert thin_line(frame._replace(moving=None)) is not None
+    unmoved = frame._replace(moving=torch.zeros_like(water))
+    assert torch.equal(thin_line(unmoved).alpha, frame.alpha)
+    # The render applies it only in training mode, to the share asked.
+    assert SpaceTimeRender(SpaceTimeModel("small", "band"), 0.5).thin_lines == 0.5
+
+
+def test_thin_lines_must_be_a_share(tmp_path):
+    with pytest.raises(UserError, match="spacetime.data.thin_lines=1.5"):
+        SpaceTimeTrainer(config(["experiment=spacetime_small", "spacetime.data.thin_lines=1.5"]
+                                + SMALL), tmp_path / "run", torch.device("cpu"))
