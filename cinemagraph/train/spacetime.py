@@ -30,7 +30,7 @@ from torch import Tensor
 
 from ..errors import UserError
 from ..models.decoder import SplattedFrame
-from ..models.spacetime import SpaceTimeModel, load_spacetime
+from ..models.spacetime import SpaceTimeModel, load_spacetime, moving_opacity
 from ..render.pointcloud import point_features
 from ..render.splat import apply_splat_plan
 from .gan import MultiscaleDiscriminator, feature_matching_loss, hinge_d_loss, hinge_g_loss
@@ -70,9 +70,7 @@ def thin_line(frame: SplattedFrame) -> SplattedFrame:
     :data:`THIN_LINE_OPACITY` (so its colour stays), as points that a stretching flow pulls
     apart cover a photo's frame; the rest, and frames without moving points, as they are.
     Draws from torch's global generator (on the CPU), which the trainer seeds."""
-    if frame.moving is None:
-        return frame
-    fluid = (frame.moving * frame.alpha > 0.5)[0, 0]
+    fluid = (moving_opacity(frame, None) > 0.5)[0, 0]
     u = torch.rand(3).tolist()
     axis = 1 if u[1] < 0.5 else 0  # a row (reduced over columns) or a column
     lines = fluid.any(axis).nonzero().squeeze(1)
