@@ -436,7 +436,8 @@ def test_the_fluid_rules_limit_what_the_correction_does_away_from_holes(tmp_path
 
 def test_without_fluid_border_the_fluid_band_leaves_the_photos_border_to_the_hole_band(tmp_path):
     from cinemagraph.models.decoder import CompositingDecoder, SplattedFrame
-    from cinemagraph.models.spacetime import from_outside, learned_components, save_spacetime
+    from cinemagraph.models.spacetime import (BORDER_FADE_PX, from_outside, learned_components,
+                                              save_spacetime)
 
     over, inside, g = _random_band_pair(10, 191, fluid_border=False)
     holes = SpaceTimeModel("small", correction="band", band_px=9).eval()
@@ -467,9 +468,11 @@ def test_without_fluid_border_the_fluid_band_leaves_the_photos_border_to_the_hol
     assert (wide - base)[..., :, :12].abs().amin(dim=(-2, -1)).max() > 1e-3
     # Without: over the border, and fading in beside it, the hole band alone.
     assert torch.equal(kept[..., :, :12], alone[..., :, :12])
-    # Farther from the border than the fade reaches (2 x 15 px), as with it; nearer, between.
-    assert torch.allclose(kept[..., :, 61:], wide[..., :, 61:])
-    assert not torch.allclose(kept[..., :, 30:61], wide[..., :, 30:61])
+    # Farther from the border than the fade reaches (twice its half-width), as with it;
+    # nearer, between.
+    reach = 30 + 2 * (BORDER_FADE_PX // 2) + 1
+    assert torch.allclose(kept[..., :, reach:], wide[..., :, reach:])
+    assert not torch.allclose(kept[..., :, 30:reach], wide[..., :, 30:reach])
     # Kept in the file and its log line; files without it cover the border; the config.
     save_spacetime(inside, tmp_path / "inside.safetensors", half=False)
     save_spacetime(over, tmp_path / "over.safetensors", half=False)
@@ -483,6 +486,46 @@ def test_without_fluid_border_the_fluid_band_leaves_the_photos_border_to_the_hol
     trainer = SpaceTimeTrainer(config(start + ["spacetime.model.fluid_border=false"] + SMALL),
                                tmp_path / "run", torch.device("cpu"))
     assert trainer.model.fluid_border is False
+
+
+def test_the_smooth_rule_blurs_the_correction_only_where_a_cloud_covers_thinly(tmp_path):
+    from cinemagraph.models.decoder import CompositingDecoder, SplattedFrame
+    from cinemagraph.models.spacetime import (SMOOTH_SIGMA, _blur, learned_components,
+                                              save_spacetime, thinness)
+
+    free, smooth, g = _random_band_pair(11, 191, fluid_rule="smooth")
+    h, w = 48, 64
+    feats = torch.rand(1, 4 + free.feature_channels, h, w, generator=g)
+    feats[:, :3] = 0.3 + 0.2 * feats[:, :3]  # dim enough that the correction is not clamped
+    feats[:, 3:4] = 1.0
+    water = torch.ones(1, 1, h, w)  # all of it moves, and nothing is a hole
+    shift, depth = torch.randn(1, 2, h, w, generator=g), torch.ones(1, 1, h, w)
+    full = torch.ones(1, 1, h, w)
+    thin = full.clone()
+    thin[..., 24, :] = 0.75  # a row whose points the flow pulls apart
+    splat = lambda a: SplattedFrame(feats * a, a, depth, shift, water)
+    other = SplattedFrame(feats.roll(5, -1), full, depth, shift, water)
+    t = thinness(splat(thin), other)[0, 0]
+    assert t[23:26].min() == 1.0 and t[:22].max() == 0.0 and t[27:].max() == 0.0
+    assert torch.equal(thinness(other, splat(thin)), thinness(splat(thin), other))
+    with torch.no_grad():
+        # Covered fully everywhere: the free rule's frame, exactly.
+        assert torch.equal(smooth.decode(splat(full), other, 0.5), free.decode(splat(full), other, 0.5))
+        base = CompositingDecoder()(splat(thin), other, 0.5)
+        loose, kept = free.decode(splat(thin), other, 0.5), smooth.decode(splat(thin), other, 0.5)
+    # Away from the thin row (past the blur's reach), as the free rule; on it, the blurred
+    # correction (clamped as every frame is).
+    reach = 2 * int(2 * SMOOTH_SIGMA) + 3
+    assert torch.equal(kept[..., :24 - reach, :], loose[..., :24 - reach, :])
+    assert torch.equal(kept[..., 25 + reach:, :], loose[..., 25 + reach:, :])
+    assert (kept - loose)[..., 23:26, :].abs().max() > 1e-3
+    assert ((loose > 0) & (loose < 1)).all()  # nothing clamped: the correction is loose - base
+    smoothed = base + _blur(loose - base, SMOOTH_SIGMA)
+    assert torch.allclose(kept[..., 23:26, :], smoothed[..., 23:26, :], atol=1e-6)
+    save_spacetime(smooth, tmp_path / "smooth.safetensors", half=False)
+    assert load_spacetime(tmp_path / "smooth.safetensors").fluid_rule == "smooth"
+    described = learned_components(tmp_path / "smooth.safetensors")[1].description
+    assert "fluid 191 px (smoothed where a cloud is thin)" in described
 
 
 @pytest.mark.parametrize("meta, problem", [({"correction": "bogus"}, "unknown correction"),
