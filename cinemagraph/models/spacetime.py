@@ -337,6 +337,8 @@ class SpaceTimeModel(nn.Module):
                         fluid = fluid * (1.0 - _spread(outside, BORDER_FADE_PX | 1))
                     if self.fluid_rule == "between":
                         lo, hi = _cloud_range(forwards, backwards, base)
+                    elif self.fluid_rule == "smooth":
+                        thin = torch.cat([thinness(f, b) for f, b in zip(forwards, backwards)])
                     elif self.fluid_rule == "free":
                         band, fluid = torch.maximum(band, fluid), None
             if self.gate is not None:  # confidence, displacement, alpha, disparity, time
@@ -353,7 +355,6 @@ class SpaceTimeModel(nn.Module):
             if fluid is not None and self.fluid_rule == "between":
                 frame = frame + (1.0 - band) * fluid * (torch.clamp(base + out, lo, hi) - base)
             elif fluid is not None and self.fluid_rule == "smooth":
-                thin = torch.cat([thinness(f, b) for f, b in zip(forwards, backwards)])
                 smooth = out + thin * (_blur(out, SMOOTH_SIGMA) - out)
                 frame = frame + (1.0 - band) * fluid * smooth
             elif fluid is not None:  # detail: the correction less its blur

@@ -113,9 +113,9 @@ class SpaceTimeModelConfig:
     pixels that moving points cover (0: none) and ``fluid_rule`` what the correction may do
     there away from holes (``free``; ``between``: stay within the forward and the backward
     cloud's colours; ``detail``: add only the correction's detail; ``smooth``: anything, but
-    blurred where a cloud covers a pixel thinly), and ``fluid_border``
-    whether the fluid band covers the border the layers add around the photo too (false: the
-    hole band alone there, so nothing is guessed beyond the photo's edge); ``gate_lr``: the
+    blurred where a cloud covers a pixel thinly), and ``fluid_border`` whether the fluid
+    band covers the border the layers add around the photo too (false: the hole band alone
+    there, so nothing is guessed beyond the photo's edge); ``gate_lr``: the
     learning rate of the gate (null: ``train.lr``; it starts at ``sigmoid(2)``, where its
     gradient is small, so it may need a higher one; 0 keeps it fixed); ``ema``: the decay of
     an exponential moving average of the weights, updated after every step (0: none; 0.999

@@ -10,7 +10,8 @@ mean is only meaningful for weights fine-tuned from the same starting weights (c
 one run, or runs that start from one file with other data seeds): unrelated weights average
 to a broken network. The files must agree in preset, where the correction applies, its band,
 crack and fluid widths, the fluid rule and border (the metadata that
-:func:`cinemagraph.models.spacetime.load_spacetime` reads) and every key's shape; otherwise a one-line error names the first difference.
+:func:`cinemagraph.models.spacetime.load_spacetime` reads) and every key's shape; otherwise
+a one-line error names the first difference.
 
 Writes our safetensors (fp16 unless ``--fp32``), through a temporary name, and never over an
 existing file without ``--overwrite``. Its metadata names the ingredients (file name,

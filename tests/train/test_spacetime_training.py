@@ -510,11 +510,12 @@ def test_the_smooth_rule_blurs_the_correction_only_where_a_cloud_covers_thinly(t
     assert torch.equal(thinness(other, splat(thin)), thinness(splat(thin), other))
     with torch.no_grad():
         # Covered fully everywhere: the free rule's frame, exactly.
-        assert torch.equal(smooth.decode(splat(full), other, 0.5), free.decode(splat(full), other, 0.5))
+        assert torch.equal(smooth.decode(splat(full), other, 0.5),
+                           free.decode(splat(full), other, 0.5))
         base = CompositingDecoder()(splat(thin), other, 0.5)
         loose, kept = free.decode(splat(thin), other, 0.5), smooth.decode(splat(thin), other, 0.5)
-    # Away from the thin row (past the blur's reach), as the free rule; on it, the blurred
-    # correction (clamped as every frame is).
+    # Away from the thin row (past the blur's reach), as the free rule; on it and the rows
+    # beside it, the blurred correction.
     reach = 2 * int(2 * SMOOTH_SIGMA) + 3
     assert torch.equal(kept[..., :24 - reach, :], loose[..., :24 - reach, :])
     assert torch.equal(kept[..., 25 + reach:, :], loose[..., 25 + reach:, :])
@@ -1149,7 +1150,7 @@ def test_a_thin_line_covers_one_row_or_column_of_the_fluid_thinly_and_keeps_its_
         assert torch.allclose(out.features / out.alpha, frame.features / frame.alpha, atol=1e-5)
         assert out.depth is frame.depth and out.moving is frame.moving
     assert {"row", "column"} <= seen
-    assert thin_line(frame._replace(moving=None)) is not None
+    assert torch.equal(thin_line(frame._replace(moving=None)).alpha, frame.alpha)
     unmoved = frame._replace(moving=torch.zeros_like(water))
     assert torch.equal(thin_line(unmoved).alpha, frame.alpha)
     # The render applies it only in training mode, to the share asked.
