@@ -54,7 +54,11 @@ Where the correction applies (``correction``, :data:`CORRECTIONS`, kept in the w
   from outside the photo (:func:`from_outside`), the border that the layers add for the
   camera path, whose colours their inpainting invented; false leaves them the hole band
   alone (fading in over :data:`BORDER_FADE_PX` pixels), so the decoder does not guess what
-  lies beyond a photo's edge.
+  lies beyond a photo's edge. And ``moved_detail`` (default false): outside both bands,
+  the correction's fine detail (less its Gaussian blur of :data:`MOVED_DETAIL_SIGMA` pixels) applies
+  where the points seen have moved from their pixels in the photo (in full from
+  :data:`MOVED_DETAIL_PX` of displacement on; nowhere at frame 0 from the source camera), so
+  it can sharpen what splatting blurs when the camera moves but not shift a region's colour.
 
 The decoder's last convolution starts at zero, so an untrained model renders exactly as the
 built-in decoder and training only has to learn what compositing gets wrong (holes, seams,
@@ -134,6 +138,13 @@ THIN_SPAN = 0.2
 #: come from outside the photo (:func:`from_outside`) (31 until the eighteenth session; 9
 #: gains 0.009 dB on our validation scenes, and the seascape's border stays clean).
 BORDER_FADE_PX = 9
+#: With ``moved_detail``, the correction's detail applies in full where the points seen have
+#: moved this many pixels or more from their pixels in the photo, in proportion below.
+MOVED_DETAIL_PX = 1.0
+#: And the detail is the correction less its Gaussian blur of this sigma (pixels): the scale
+#: of what splatting blurs. At :data:`DETAIL_SIGMA` (4 px) it also brightened the astronaut
+#: photo's dark boot, a region about 20 px across, by 3 steps on a zooming camera.
+MOVED_DETAIL_SIGMA = 1.5
 #: The file name of our own weights in ``pretrained/``.
 OWN_WEIGHTS = "cinemagraph_spacetime.safetensors"
 
@@ -168,7 +179,7 @@ class GeometryGate(nn.Module):
 
 def _check_correction(correction: str, band_px: int, crack_px: int | None = None,
                       fluid_px: int = 0, fluid_rule: str = "free",
-                      fluid_border: bool = True) -> None:
+                      fluid_border: bool = True, moved_detail: bool = False) -> None:
     if correction not in CORRECTIONS:
         raise ValueError(f"unknown correction '{correction}' (one of {', '.join(CORRECTIONS)})")
     if int(band_px) < 1:
@@ -181,6 +192,10 @@ def _check_correction(correction: str, band_px: int, crack_px: int | None = None
         raise ValueError(f"unknown fluid rule '{fluid_rule}' (one of {', '.join(FLUID_RULES)})")
     if not isinstance(fluid_border, bool):
         raise ValueError(f"fluid border {fluid_border!r} (use true or false)")
+    if not isinstance(moved_detail, bool):
+        raise ValueError(f"moved detail {moved_detail!r} (use true or false)")
+    if moved_detail and correction != "band":
+        raise ValueError(f"moved detail needs the band correction, not '{correction}'")
 
 
 def _spread(x: Tensor, k: int) -> Tensor:
@@ -225,15 +240,17 @@ class SpaceTimeModel(nn.Module):
     """The feature network and the image decoder of one preset; for the residual presets,
     where the decoder's correction applies (``correction``, one of :data:`CORRECTIONS`; the
     band is ``band_px`` wide, ``crack_px`` around cracks, ``fluid_px`` around moving points,
-    over the photo's border too where ``fluid_border``; :func:`hole_band`, :func:`fluid_band`)."""
+    over the photo's border too where ``fluid_border``; :func:`hole_band`, :func:`fluid_band`;
+    and its detail where points moved, outside both, where ``moved_detail``)."""
 
     def __init__(self, preset: str = "official", correction: str = "gate", band_px: int = BAND_PX,
                  crack_px: int | None = None, fluid_px: int = 0, fluid_rule: str = "free",
-                 fluid_border: bool = True):
+                 fluid_border: bool = True, moved_detail: bool = False):
         super().__init__()
         if preset not in FEATURE_PRESETS:
             raise ValueError(f"unknown preset '{preset}' (one of {', '.join(PRESETS)})")
-        _check_correction(correction, band_px, crack_px, fluid_px, fluid_rule, fluid_border)
+        _check_correction(correction, band_px, crack_px, fluid_px, fluid_rule, fluid_border,
+                          moved_detail)
         self.preset = preset
         args = FEATURE_PRESETS[preset]
         self.feature_net = ResUNet(in_ch=4, **args)
@@ -251,23 +268,28 @@ class SpaceTimeModel(nn.Module):
         self.fluid_px = int(fluid_px)
         self.fluid_rule = fluid_rule
         self.fluid_border = fluid_border
+        self.moved_detail = moved_detail
         self.gate = GeometryGate() if self.correction == "gate" else None
 
     def set_correction(self, correction: str, band_px: int = BAND_PX,
                        crack_px: int | None = None, fluid_px: int = 0,
-                       fluid_rule: str = "free", fluid_border: bool = True) -> None:
+                       fluid_rule: str = "free", fluid_border: bool = True,
+                       moved_detail: bool = False) -> None:
         """Switch where the correction applies (to train on in another way): a fresh gate
         for ``gate``; leaving ``gate`` drops the gate's weights. Logged when it changes."""
-        _check_correction(correction, band_px, crack_px, fluid_px, fluid_rule, fluid_border)
+        _check_correction(correction, band_px, crack_px, fluid_px, fluid_rule, fluid_border,
+                          moved_detail)
         crack_px = None if crack_px is None else int(crack_px)
-        new = (correction, int(band_px), crack_px, int(fluid_px), fluid_rule, fluid_border)
+        new = (correction, int(band_px), crack_px, int(fluid_px), fluid_rule, fluid_border,
+               moved_detail)
         if not self.residual or new == (self.correction, self.band_px, self.crack_px,
-                                        self.fluid_px, self.fluid_rule, self.fluid_border):
+                                        self.fluid_px, self.fluid_rule, self.fluid_border,
+                                        self.moved_detail):
             return
         log.info("the decoder's correction: %s -> %s%s", self.correction, correction,
                  _band_text(*new[1:]) if correction == "band" else "")
         (self.correction, self.band_px, self.crack_px, self.fluid_px, self.fluid_rule,
-         self.fluid_border) = new
+         self.fluid_border, self.moved_detail) = new
         if correction == "gate" and self.gate is None:
             self.gate = GeometryGate().to(self.img_decoder.outc.conv.weight.device)
         elif correction != "gate":
@@ -341,6 +363,10 @@ class SpaceTimeModel(nn.Module):
                         thin = torch.cat([thinness(f, b) for f, b in zip(forwards, backwards)])
                     elif self.fluid_rule == "free":
                         band, fluid = torch.maximum(band, fluid), None
+                if self.moved_detail:  # outside both bands, where points have moved
+                    covered = band if fluid is None else torch.maximum(band, fluid)
+                    moved_px = torch.cat([_moved_px(f, b) for f, b in zip(forwards, backwards)])
+                    rest = (1.0 - covered) * (moved_px / MOVED_DETAIL_PX).clamp(0, 1)
             if self.gate is not None:  # confidence, displacement, alpha, disparity, time
                 time = torch.as_tensor(t, dtype=x0.dtype, device=x0.device)
                 time = time.expand(x0.shape[0], 1, *x0.shape[-2:])
@@ -359,6 +385,8 @@ class SpaceTimeModel(nn.Module):
                 frame = frame + (1.0 - band) * fluid * smooth
             elif fluid is not None:  # detail: the correction less its blur
                 frame = frame + (1.0 - band) * fluid * (out - _blur(out, DETAIL_SIGMA))
+            if self.moved_detail:
+                frame = frame + rest * (out - _blur(out, MOVED_DETAIL_SIGMA))
             return frame.clamp(0, 1)
         out = (self.gate(geometry) * out)[..., :h, :w]
         return (base + out - confidence * _blur(out, DETAIL_SIGMA)).clamp(0, 1)
@@ -381,12 +409,14 @@ class SpaceTimeModel(nn.Module):
 
 
 def _band_text(band_px: int, crack_px: int | None, fluid_px: int = 0,
-               fluid_rule: str = "free", fluid_border: bool = True) -> str:
+               fluid_rule: str = "free", fluid_border: bool = True,
+               moved_detail: bool = False) -> str:
     rule = {"free": "", "between": " (between the clouds)", "detail": " (detail only)",
             "smooth": " (smoothed where a cloud is thin)"}[fluid_rule]
     rule += "" if fluid_border else " (not over the photo's border)"
     return (f" {band_px} px" + (f", cracks {crack_px} px" if crack_px is not None else "")
-            + (f", fluid {fluid_px} px{rule}" if fluid_px else ""))
+            + (f", fluid {fluid_px} px{rule}" if fluid_px else "")
+            + (", its detail where points moved elsewhere" if moved_detail else ""))
 
 
 def _cloud_range(forwards: list[SplattedFrame], backwards: list[SplattedFrame | None],
@@ -453,6 +483,16 @@ def moving_opacity(forward: SplattedFrame, backward: SplattedFrame | None) -> Te
     for frame in (forward, backward):
         if frame is not None and frame.moving is not None:
             out = torch.maximum(out, frame.moving * frame.alpha)
+    return out
+
+
+def _moved_px(forward: SplattedFrame, backward: SplattedFrame | None) -> Tensor:
+    """``(1, 1, H, W)``: how far, in pixels, the points seen in the forward or the backward
+    frame have moved from their pixels in the photo, the larger (0 without displacement)."""
+    out = forward.alpha.new_zeros(forward.alpha.shape)
+    for frame in (forward, backward):
+        if frame is not None and frame.displacement is not None:
+            out = torch.maximum(out, frame.displacement.norm(dim=1, keepdim=True))
     return out
 
 
@@ -578,6 +618,8 @@ def save_spacetime(model: SpaceTimeModel, path: str | Path, half: bool = True,
                 meta.update(fluid_rule=model.fluid_rule)
             if not model.fluid_border:
                 meta.update(fluid_border="false")
+        if model.moved_detail:
+            meta.update(moved_detail="true")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -623,9 +665,14 @@ def load_spacetime(path: str | Path) -> SpaceTimeModel:
         if border not in ("true", "false"):
             raise UserError(f"'{path}' has a malformed fluid border '{border}' in its metadata "
                             "(true or false)")
+        moved = meta.get("moved_detail", "false")
+        if moved not in ("true", "false"):
+            raise UserError(f"'{path}' has a malformed moved detail '{moved}' in its metadata "
+                            "(true or false)")
         try:
             model = SpaceTimeModel(preset, correction, band_px, crack_px, fluid_px,
-                                   meta.get("fluid_rule", "free"), border == "true")
+                                   meta.get("fluid_rule", "free"), border == "true",
+                                   moved == "true")
         except ValueError as e:
             raise UserError(f"'{path}': {e} in its metadata") from None
         if model.residual and correction == "everywhere":
@@ -692,7 +739,7 @@ def learned_components(path: str | Path, device=None, work_size: int | None = WO
     if model.residual:
         kind += f", correction {model.correction}"
         kind += (_band_text(model.band_px, model.crack_px, model.fluid_px, model.fluid_rule,
-                            model.fluid_border)
+                            model.fluid_border, model.moved_detail)
                  if model.correction == "band" else "")
         kind += (f", run at {work_size} px on larger frames" if work_size is not None
                  else ", run at the frame's size")

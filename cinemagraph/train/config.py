@@ -115,7 +115,9 @@ class SpaceTimeModelConfig:
     cloud's colours; ``detail``: add only the correction's detail; ``smooth``: anything, but
     blurred where a cloud covers a pixel thinly), and ``fluid_border`` whether the fluid
     band covers the border the layers add around the photo too (false: the hole band alone
-    there, so nothing is guessed beyond the photo's edge); ``gate_lr``: the
+    there, so nothing is guessed beyond the photo's edge), and ``moved_detail`` whether the
+    correction's detail applies outside both bands where the points seen have moved (band
+    correction only); ``gate_lr``: the
     learning rate of the gate (null: ``train.lr``; it starts at ``sigmoid(2)``, where its
     gradient is small, so it may need a higher one; 0 keeps it fixed); ``ema``: the decay of
     an exponential moving average of the weights, updated after every step (0: none; 0.999
@@ -130,6 +132,7 @@ class SpaceTimeModelConfig:
     fluid_px: int = 0
     fluid_rule: str = "free"
     fluid_border: bool = True
+    moved_detail: bool = False
     gate_lr: Optional[float] = None
     ema: float = 0.0
     ndf: int = 64
@@ -139,11 +142,15 @@ class SpaceTimeModelConfig:
 
 @dataclass
 class SpaceTimeLossConfig:
-    """Weights: L1 and squared error (L2) on defined pixels, perceptual (LPIPS-VGG, only where its weights are
-    present), hinge GAN, discriminator feature matching."""
+    """Weights: L1 and squared error (L2) on defined pixels, the scenes' mean negative PSNR
+    (``psnr``: each scene's PSNR of its samples' pooled squared error, in dB, as the comparison
+    averages scenes; the squared error of the whole batch weighs a scene by its error instead),
+    perceptual (LPIPS-VGG, only where its weights are present), hinge GAN, discriminator
+    feature matching."""
 
     l1: float = 1.0
     l2: float = 0.0
+    psnr: float = 0.0
     perceptual: float = 1.0
     gan: float = 0.05
     feature_matching: float = 0.5

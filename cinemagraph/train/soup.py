@@ -62,7 +62,7 @@ def sha256(path: Path) -> str:
 
 def _settings(model) -> tuple:
     return (model.preset, model.correction, model.band_px, model.crack_px, model.fluid_px,
-            model.fluid_rule, model.fluid_border)
+            model.fluid_rule, model.fluid_border, model.moved_detail)
 
 
 def soup(paths: list[Path], weights: list[float] | None = None):
@@ -77,7 +77,7 @@ def soup(paths: list[Path], weights: list[float] | None = None):
     total = sum(weights)
     first = load_spacetime(paths[0])
     names = ("preset", "correction", "band width", "crack width", "fluid width", "fluid rule",
-             "fluid border")
+             "fluid border", "moved detail")
     state = first.state_dict()
     mixed = {k: v.double() * (weights[0] / total) if v.is_floating_point() else v.clone()
              for k, v in state.items()}

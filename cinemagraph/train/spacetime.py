@@ -8,7 +8,9 @@ is linear in the features; the point positions carry no gradient, as in the rend
 frames of a batch are decoded together: the loss reaches both networks through the whole
 render.
 
-Losses: L1 and squared error on the pixels the ground truth defines, a perceptual loss (LPIPS with VGG-16) where
+Losses: L1 and squared error on the pixels the ground truth defines, the scenes' mean
+negative PSNR (``psnr``: each scene's of its samples' pooled squared error, as the comparison
+averages scenes), a perceptual loss (LPIPS with VGG-16) where
 torchvision's VGG-16 weights are in the torch hub cache (otherwise it is off and the log says
 so; nothing replaces it), and a two-scale PatchGAN with hinge loss and feature matching; the
 weights are in ``spacetime.loss``. With ``torchrun --nproc_per_node=N`` the render module
@@ -61,6 +63,10 @@ def perceptual_loss_or_reason(device):
 #: :func:`thin_line`'s opacity factors ``[low, high]``: the waterfall photo's stretched row
 #: keeps 0.75 of its opacity (``benchmarks/RESULTS.md``, sixteenth session).
 THIN_LINE_OPACITY = (0.6, 0.9)
+#: ``spacetime.loss.psnr`` takes each scene's PSNR of its squared error plus this (40 dB):
+#: its gradient weighs a scene by one over its error, which this bounds for scenes that are
+#: already nearly exact.
+PSNR_EPS = 1e-4
 
 
 def thin_line(frame: SplattedFrame) -> SplattedFrame:
@@ -141,10 +147,11 @@ class SpaceTimeTrainer(Trainer):
                             f"'{s.model.preset}'")
         try:
             model.set_correction(s.model.correction, s.model.band_px, s.model.crack_px,
-                                 s.model.fluid_px, s.model.fluid_rule, s.model.fluid_border)
+                                 s.model.fluid_px, s.model.fluid_rule, s.model.fluid_border,
+                                 s.model.moved_detail)
         except ValueError as e:
             raise UserError("spacetime.model.correction / band_px / crack_px / fluid_px / "
-                            f"fluid_rule / fluid_border: {e}") from None
+                            f"fluid_rule / fluid_border / moved_detail: {e}") from None
         self.model = model.to(device).train()
         if not 0.0 <= s.data.thin_lines <= 1.0:
             raise UserError(f"spacetime.data.thin_lines={s.data.thin_lines}: give a share in "
@@ -229,6 +236,17 @@ class SpaceTimeTrainer(Trainer):
         # Logged values stay on the device until the step is queued: reading one (.item())
         # earlier would make the CPU wait for the forward pass before queuing the backward.
         out = {"l1": l1, "l2": mse}
+        if w.psnr:  # each scene's PSNR of its samples' pooled error, as the comparison's
+            scene = torch.repeat_interleave(
+                torch.arange(len(batch), device=pred.device),
+                torch.tensor([len(item["samples"]) for item in batch], device=pred.device))
+            error = torch.zeros(len(batch), device=pred.device).index_add_(
+                0, scene, (valid * (pred - target) ** 2).sum((1, 2, 3)))
+            defined = torch.zeros(len(batch), device=pred.device).index_add_(
+                0, scene, 3 * valid.sum((1, 2, 3)))
+            negative_psnr = 10 * torch.log10(error / defined.clamp_min(1.0) + PSNR_EPS).mean()
+            loss = loss + w.psnr * negative_psnr
+            out["neg_psnr"] = negative_psnr
         if self.perceptual is not None:
             lp = self.perceptual(pred * 2 - 1, target_full * 2 - 1).mean()
             loss = loss + w.perceptual * lp

@@ -436,8 +436,7 @@ def test_the_fluid_rules_limit_what_the_correction_does_away_from_holes(tmp_path
 
 def test_without_fluid_border_the_fluid_band_leaves_the_photos_border_to_the_hole_band(tmp_path):
     from cinemagraph.models.decoder import CompositingDecoder, SplattedFrame
-    from cinemagraph.models.spacetime import (BORDER_FADE_PX, from_outside, learned_components,
-                                              save_spacetime)
+    from cinemagraph.models.spacetime import BORDER_FADE_PX, from_outside
 
     over, inside, g = _random_band_pair(10, 191, fluid_border=False)
     holes = SpaceTimeModel("small", correction="band", band_px=9).eval()
@@ -474,13 +473,9 @@ def test_without_fluid_border_the_fluid_band_leaves_the_photos_border_to_the_hol
     assert torch.allclose(kept[..., :, reach:], wide[..., :, reach:])
     assert not torch.allclose(kept[..., :, 30:reach], wide[..., :, 30:reach])
     # Kept in the file and its log line; files without it cover the border; the config.
-    save_spacetime(inside, tmp_path / "inside.safetensors", half=False)
-    save_spacetime(over, tmp_path / "over.safetensors", half=False)
-    assert load_spacetime(tmp_path / "inside.safetensors").fluid_border is False
-    assert load_spacetime(tmp_path / "over.safetensors").fluid_border is True
-    described = learned_components(tmp_path / "inside.safetensors")[1].description
+    described = _kept_in_the_file(tmp_path, inside, over, "fluid_border")
     assert "fluid 191 px (not over the photo's border)" in described
-    start = ["experiment=spacetime_small", f"spacetime.model.init={tmp_path / 'over.safetensors'}",
+    start = ["experiment=spacetime_small", f"spacetime.model.init={tmp_path / 'off.safetensors'}",
              "spacetime.model.correction=band", "spacetime.model.band_px=9",
              "spacetime.model.fluid_px=191"]
     trainer = SpaceTimeTrainer(config(start + ["spacetime.model.fluid_border=false"] + SMALL),
@@ -529,6 +524,82 @@ def test_the_smooth_rule_blurs_the_correction_only_where_a_cloud_covers_thinly(t
     assert "fluid 191 px (smoothed where a cloud is thin)" in described
 
 
+def test_moved_detail_sharpens_where_points_moved_outside_the_bands_and_nowhere_else(tmp_path):
+    from cinemagraph.models.decoder import CompositingDecoder, SplattedFrame
+    from cinemagraph.models.spacetime import MOVED_DETAIL_PX, MOVED_DETAIL_SIGMA, _blur
+
+    plain, sharp, g = _random_band_pair(12, 9, fluid_rule="smooth", fluid_border=False,
+                                        moved_detail=True)
+    h, w = 48, 96
+    alpha = torch.ones(1, 1, h, w)
+    alpha[..., 20:26, 4:10] = 0.0  # a hole on the left
+    feats = torch.rand(1, 4 + plain.feature_channels, h, w, generator=g)
+    feats[:, :3] = 0.3 + 0.2 * feats[:, :3]  # dim enough that nothing is clamped
+    feats[:, 3:4] = 1.0
+    water = torch.zeros(1, 1, h, w)
+    water[..., 40:, 40:50] = 1.0  # a little moving water at the bottom
+    shift = torch.zeros(1, 2, h, w)
+    shift[:, 1, :, 60:] = 2.0 * MOVED_DETAIL_PX  # the camera moved the right part's points
+    shift[:, 1, :, 55:60] = 0.5 * MOVED_DETAIL_PX  # and half as far beside it
+    frame = SplattedFrame(feats * alpha, alpha, torch.ones(1, 1, h, w), shift, water)
+    still = frame._replace(displacement=torch.zeros_like(shift))
+    with torch.no_grad():
+        base = CompositingDecoder()(frame, frame, 0.5)
+        before, after = plain.decode(frame, frame, 0.5), sharp.decode(frame, frame, 0.5)
+        # Nothing moved (frame 0 from the source camera): as without it, exactly.
+        assert torch.equal(sharp.decode(still, still, 0.5), plain.decode(still, still, 0.5))
+    assert ((before > 0) & (before < 1)).all() and ((after > 0) & (after < 1)).all()
+    # Where the points did not move, and in the hole and fluid bands: unchanged.
+    assert torch.equal(after[..., :, 20:50], before[..., :, 20:50])
+    # Where they moved, away from the bands: the correction's detail, in full from
+    # MOVED_DETAIL_PX on, half at half of it (the decoder's correction from the bands' pixels).
+    changed = after - before
+    full = (..., slice(0, 30), slice(62, 94))
+    assert changed[full].abs().max() > 1e-3
+    correction = 2.0 * (sharp.img_decoder(*sharp._maps(frame, frame), 0.5, _extra(sharp, frame))
+                        - 0.5)[..., :h, :w]
+    detail = correction - _blur(correction, MOVED_DETAIL_SIGMA)
+    assert torch.allclose(changed[full], detail[full], atol=1e-5)
+    half = (..., slice(0, 30), slice(56, 59))
+    assert torch.allclose(changed[half], 0.5 * detail[half], atol=1e-5)
+    # Detail only: no shift of the region's mean colour, unlike the correction itself.
+    assert changed[full].mean().abs() < 0.1 * correction[full].mean().abs()
+    # Kept in the file and its log line; older files go without; the config sets it.
+    described = _kept_in_the_file(tmp_path, sharp, plain, "moved_detail")
+    assert "its detail where points moved elsewhere" in described
+    with pytest.raises(ValueError, match="needs the band correction"):
+        SpaceTimeModel("small", correction="gate", moved_detail=True)
+    start = ["experiment=spacetime_small", f"spacetime.model.init={tmp_path / 'off.safetensors'}",
+             "spacetime.model.correction=band", "spacetime.model.band_px=9",
+             "spacetime.model.fluid_px=9", "spacetime.model.fluid_rule=smooth",
+             "spacetime.model.fluid_border=false"]
+    trainer = SpaceTimeTrainer(config(start + ["spacetime.model.moved_detail=true"] + SMALL),
+                               tmp_path / "run", torch.device("cpu"))
+    assert trainer.model.moved_detail is True
+
+
+def _kept_in_the_file(tmp_path, on, off, setting: str) -> str:
+    """Save ``on`` and ``off`` (as ``on.safetensors`` and ``off.safetensors``), check that each
+    loads with its own ``setting``, and return the log description of ``on``'s file."""
+    from cinemagraph.models.spacetime import learned_components, save_spacetime
+
+    for name, model in (("on", on), ("off", off)):
+        save_spacetime(model, tmp_path / f"{name}.safetensors", half=False)
+        loaded = load_spacetime(tmp_path / f"{name}.safetensors")
+        assert getattr(loaded, setting) == getattr(model, setting)
+    assert getattr(on, setting) != getattr(off, setting)
+    return learned_components(tmp_path / "on.safetensors")[1].description
+
+
+def _extra(model, frame):
+    """The residual decoder's extra inputs for ``frame`` as both of a frame's splats."""
+    from cinemagraph.models.decoder import CompositingDecoder
+    from cinemagraph.models.spacetime import _moved
+
+    base, confidence = CompositingDecoder().fill_batch([frame], [frame], [0.5])
+    return torch.cat([base, confidence, _moved(frame, frame)], 1)
+
+
 @pytest.mark.parametrize("meta, problem", [({"correction": "bogus"}, "unknown correction"),
                                            ({"correction": "band", "band_px": "wide"},
                                             "malformed band width"),
@@ -541,7 +612,11 @@ def test_the_smooth_rule_blurs_the_correction_only_where_a_cloud_covers_thinly(t
                                            ({"correction": "band", "fluid_px": "9",
                                              "fluid_rule": "inside"}, "unknown fluid rule"),
                                            ({"correction": "band", "fluid_px": "9",
-                                             "fluid_border": "no"}, "malformed fluid border")])
+                                             "fluid_border": "no"}, "malformed fluid border"),
+                                           ({"correction": "band", "moved_detail": "yes"},
+                                            "malformed moved detail"),
+                                           ({"correction": "gate", "moved_detail": "true"},
+                                            "needs the band correction")])
 def test_a_file_naming_an_unknown_correction_fails_in_one_line(meta, problem, tmp_path):
     from safetensors.torch import save_file
 
@@ -1057,6 +1132,34 @@ def test_the_perceptual_loss_is_off_and_says_so_without_vgg_weights_and_trains_w
     assert float(row["loss"]) == pytest.approx(
         w.l1 * float(row["l1"]) + w.l2 * float(row["l2"]) + w.perceptual * float(row["perceptual"]),
         rel=1e-5)
+
+
+def test_the_psnr_loss_is_the_mean_over_scenes_of_each_scenes_negative_psnr(tmp_path):
+    import math
+
+    cfg = config(["experiment=spacetime_small", "trainer.steps=1", "spacetime.loss.l1=0",
+                  "spacetime.loss.l2=0", "spacetime.loss.psnr=1", "spacetime.loss.gan=0",
+                  "spacetime.loss.feature_matching=0"] + SMALL
+                 + ["trainer.batch_size=4", "spacetime.data.per_scene=2"])
+    trainer = SpaceTimeTrainer(cfg, tmp_path, torch.device("cpu"))
+    trainer.run()
+    row = next(csv.DictReader(open(tmp_path / "metrics.csv")))
+    pred, target, valid = trainer._last  # the step's prediction, before the update
+    assert pred.shape[0] == 4  # two scenes of two samples, in order
+    errors = [float((v * (p - t) ** 2).sum()) for p, t, v in zip(pred, target, valid)]
+    counts = [float(3 * v.sum()) for v in valid]
+    scenes = [(errors[0] + errors[1]) / (counts[0] + counts[1]),
+              (errors[2] + errors[3]) / (counts[2] + counts[3])]
+    assert abs(scenes[0] - scenes[1]) > 1e-6  # the scenes differ: a real mean
+    from cinemagraph.train.spacetime import PSNR_EPS
+
+    expected = sum(10 * math.log10(e + PSNR_EPS) for e in scenes) / 2
+    assert float(row["neg_psnr"]) == pytest.approx(expected, rel=1e-4)
+    assert float(row["loss"]) == pytest.approx(expected, rel=1e-4)  # nothing else weighs
+    # neither the whole batch's pooled error nor each sample's own
+    assert abs(10 * math.log10(float(row["l2"]) + PSNR_EPS) - expected) > 1e-3
+    samples = sum(10 * math.log10(e / c + PSNR_EPS) for e, c in zip(errors, counts)) / 4
+    assert abs(samples - expected) > 1e-3
 
 
 def test_a_spacetime_run_writes_sample_frames_and_resumes_where_it_stopped(tmp_path):
