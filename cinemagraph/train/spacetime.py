@@ -229,22 +229,20 @@ class SpaceTimeTrainer(Trainer):
             self.opt_d.step()
 
         self.opt_g.zero_grad(set_to_none=True)
-        count = (3 * valid.sum()).clamp_min(1.0)
+        defined = 3 * valid.sum((1, 2, 3))  # per sample
+        squared = (valid * (pred - target) ** 2).sum((1, 2, 3))
+        count = defined.sum().clamp_min(1.0)
         l1 = (valid * (pred - target).abs()).sum() / count
-        mse = (valid * (pred - target) ** 2).sum() / count
+        mse = squared.sum() / count
         loss = w.l1 * l1 + w.l2 * mse
         # Logged values stay on the device until the step is queued: reading one (.item())
         # earlier would make the CPU wait for the forward pass before queuing the backward.
         out = {"l1": l1, "l2": mse}
         if w.psnr:  # each scene's PSNR of its samples' pooled error, as the comparison's
-            scene = torch.repeat_interleave(
-                torch.arange(len(batch), device=pred.device),
-                torch.tensor([len(item["samples"]) for item in batch], device=pred.device))
-            error = torch.zeros(len(batch), device=pred.device).index_add_(
-                0, scene, (valid * (pred - target) ** 2).sum((1, 2, 3)))
-            defined = torch.zeros(len(batch), device=pred.device).index_add_(
-                0, scene, 3 * valid.sum((1, 2, 3)))
-            negative_psnr = 10 * torch.log10(error / defined.clamp_min(1.0) + PSNR_EPS).mean()
+            sizes = [len(item["samples"]) for item in batch]
+            error = torch.stack([e.sum() for e in squared.split(sizes)])
+            pixels = torch.stack([d.sum() for d in defined.split(sizes)])
+            negative_psnr = 10 * torch.log10(error / pixels.clamp_min(1.0) + PSNR_EPS).mean()
             loss = loss + w.psnr * negative_psnr
             out["neg_psnr"] = negative_psnr
         if self.perceptual is not None:
