@@ -24,7 +24,7 @@ class SyntheticScenes(torch.utils.data.Dataset):
                  paths: tuple[str, ...] = ("circle",), kinds: tuple[str, ...] = KINDS,
                  frames_per_item: int | None = None, supersample: int = 1, device=None):
         if split not in SPLITS:
-            raise ValueError(f"unknown split '{split}': use train or test")
+            raise ValueError(f"unknown split '{split}': use {', '.join(SPLITS)}")
         self.length, self.split, self.seed = length, split, seed
         self.size, self.frames, self.paths, self.kinds = size, frames, tuple(paths), tuple(kinds)
         self.frames_per_item, self.supersample, self.device = frames_per_item, supersample, device

@@ -35,19 +35,21 @@ from torch import Tensor
 from ..conventions import default_intrinsics
 from .textures import TEXTURE_SIZE, photo_texture, procedural_texture, sample_atlas
 
-#: Splits and their codes in the seed derivation.
-SPLITS = {"train": 0, "test": 1}
+#: Splits and their codes in the seed derivation. ``val`` is for choosing between weights and
+#: settings: its photographs are neither the training scenes' nor the test scenes'
+#: (:data:`~cinemagraph.data.textures.PHOTOS`), as the test split's are not the training's.
+SPLITS = {"train": 0, "test": 1, "val": 2}
 
 
 def scene_seed(seed: int, split: str, index: int) -> int:
     """Return the generator seed of scene ``index`` of ``split`` for the dataset ``seed``.
 
     Derived with :class:`numpy.random.SeedSequence` from ``(seed, split code, index)``, so
-    train and test scenes never share a seed (for the same dataset seed), and every scene
-    is reproducible on its own.
+    no two splits share a seed (for the same dataset seed), and every scene is reproducible
+    on its own.
     """
     if split not in SPLITS:
-        raise ValueError(f"unknown split '{split}': use train or test")
+        raise ValueError(f"unknown split '{split}': use {', '.join(SPLITS)}")
     return int(np.random.SeedSequence([seed, SPLITS[split], index]).generate_state(1)[0])
 
 

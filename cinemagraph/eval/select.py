@@ -1,6 +1,6 @@
 """Pick a checkpoint of the feature network + decoder by the comparison's numbers.
 
-    python -m cinemagraph.eval.select WEIGHTS [WEIGHTS ...] --data DIR [--split train]
+    python -m cinemagraph.eval.select WEIGHTS [WEIGHTS ...] --data DIR [--split val]
         [--cameras zoom-in,circle] [--scenes N] [--max-frame0-window W]
         [--photo-box PHOTO_DIR=X0,Y0,X1,Y1 ...] [--max-photo-change S] [--out FILE.csv]
 
@@ -14,10 +14,11 @@ scenes was 0.90 on the split's 30, standard error 0.17). The pick is the highest
 (then SSIM) among the weights whose frame 0 worst window (8-bit steps; frame 0 is the photo)
 is at most ``--max-frame0-window``, when given.
 
-Choose on a validation set, not on the test scenes that the results are reported on: scenes
-made from the training split's photographs with a seed of their own,
-``python -m cinemagraph.data.synthetic --out DIR --split train --seed S``, with a seed that
-your training runs' ``spacetime.data.seed`` is not. ``--split test`` works but is logged as a
+Choose on a validation set, not on the test scenes that the results are reported on: the
+``val`` split's scenes, ``python -m cinemagraph.data.synthetic --out DIR --split val``, whose
+photographs neither the training nor the test scenes use (scenes of the training split with a
+seed of their own, ``--split train --seed S``, share the training's photographs, and gains
+there overstate what the test split gives). ``--split test`` works but is logged as a
 warning.
 
 Real photos have no ground truth, but some of their parts must not change: a dark glove
@@ -198,9 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("weights", nargs="+", help="weight files or folders of them (a training "
                    "run's folder: its checkpoints/)")
     p.add_argument("--data", required=True,
-                   help="validation scenes (python -m cinemagraph.data.synthetic --split train "
-                   "--seed S)")
-    p.add_argument("--split", default="train", help="split folder to read (default train)")
+                   help="validation scenes (python -m cinemagraph.data.synthetic --split val)")
+    p.add_argument("--split", default="val", help="split folder to read (default val; where the "
+                   "folder has none, every scene under it)")
     p.add_argument("--cameras", help="comma-separated camera paths (default: all present)")
     p.add_argument("--scenes", type=int, help="use at most this many scenes")
     p.add_argument("--device", help="cpu or cuda (default: cuda when present)")
@@ -251,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config(flags)
         if cfg.split == "test":
             log.warning("choosing on the test split: its numbers will then flatter the pick; "
-                        "choose on validation scenes (--split train, a seed of their own)")
+                        "choose on validation scenes (--split val)")
         photos = None
         if args.photo_box:
             boxes: dict[Path, list[Box]] = {}

@@ -8,7 +8,7 @@ from cinemagraph.data.dataset import SyntheticScenes
 from cinemagraph.data.scene import (Rect, Scene, cast_rays, render_view, sample_scene,
                                     scene_seed, source_geometry)
 from cinemagraph.data.synthetic import main, make_sample
-from cinemagraph.data.textures import PHOTOS, TEXTURE_SIZE, fbm
+from cinemagraph.data.textures import PHOTOS, TEXTURE_SIZE, _photo, fbm
 
 SIZE = (48, 64)  # (H, W); f = 64, principal point (31.5, 23.5)
 
@@ -159,16 +159,34 @@ def test_a_scene_made_on_cuda_is_the_scene_made_on_the_cpu():
     assert (frames_a - frames_b).abs().mean() < 1e-3
 
 
-def test_train_and_test_splits_share_no_photograph_and_no_seed():
-    assert not set(PHOTOS["train"]) & set(PHOTOS["test"])
-    train = {scene_seed(0, "train", i) for i in range(2000)}
-    test = {scene_seed(0, "test", i) for i in range(2000)}
-    assert len(train) == 2000 and len(test) == 2000 and not train & test
-    used = set()
-    for i in range(12):
-        scene = sample_scene(scene_seed(0, "test", i), "test", (24, 32))
-        used |= {t.split(":")[1] for t in scene.textures if t.startswith("photo:")}
-    assert used and used <= set(PHOTOS["test"])
+def test_the_splits_share_no_photograph_and_no_seed():
+    names = ("train", "test", "val")
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            assert not set(PHOTOS[a]) & set(PHOTOS[b]), (a, b)
+    seeds = {split: {scene_seed(0, split, i) for i in range(2000)} for split in names}
+    assert all(len(s) == 2000 for s in seeds.values())
+    assert not (seeds["train"] & seeds["test"] or seeds["train"] & seeds["val"]
+                or seeds["test"] & seeds["val"])
+    for split in ("test", "val"):
+        used = set()
+        for i in range(12):
+            scene = sample_scene(scene_seed(0, split, i), split, (24, 32))
+            used |= {t.split(":")[1] for t in scene.textures if t.startswith("photo:")}
+        assert used and used <= set(PHOTOS[split]), split
+
+
+def test_every_photograph_of_every_split_loads_as_rgb_in_range():
+    for names in PHOTOS.values():
+        for name in names:
+            image, _ = _photo(name)
+            assert image.ndim == 3 and image.shape[0] == 3 and min(image.shape[1:]) >= 64, name
+            assert image.min() >= 0 and image.max() <= 1 and image.std() > 0.01, name
+
+
+def test_an_unknown_split_names_the_known_ones():
+    with pytest.raises(ValueError, match="train, test, val"):
+        scene_seed(0, "validation", 0)
 
 
 def test_sampled_scenes_are_normalised_and_have_moving_fluid():

@@ -174,3 +174,9 @@ def test_the_gains_standard_error_is_over_the_scenes_both_score():
     after = {"a": 21.0, "b": 23.0, "c": 25.0}  # gains 1, 2, 3; d not scored
     assert gain_se(before, after) == pytest.approx(1.0 / 3 ** 0.5)
     assert gain_se(before, {"a": 25.0}) != gain_se(before, {"a": 25.0})  # one scene: NaN
+
+
+def test_selection_reads_the_validation_split_by_default():
+    from cinemagraph.eval.select import build_parser
+
+    assert build_parser().parse_args(["w.safetensors", "--data", "d"]).split == "val"
