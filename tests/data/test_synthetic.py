@@ -160,14 +160,14 @@ def test_a_scene_made_on_cuda_is_the_scene_made_on_the_cpu():
 
 
 def test_the_splits_share_no_photograph_and_no_seed():
+    from itertools import combinations
+
     names = ("train", "test", "val")
-    for i, a in enumerate(names):
-        for b in names[i + 1:]:
-            assert not set(PHOTOS[a]) & set(PHOTOS[b]), (a, b)
     seeds = {split: {scene_seed(0, split, i) for i in range(2000)} for split in names}
     assert all(len(s) == 2000 for s in seeds.values())
-    assert not (seeds["train"] & seeds["test"] or seeds["train"] & seeds["val"]
-                or seeds["test"] & seeds["val"])
+    for a, b in combinations(names, 2):
+        assert not set(PHOTOS[a]) & set(PHOTOS[b]), (a, b)
+        assert not seeds[a] & seeds[b], (a, b)
     for split in ("test", "val"):
         used = set()
         for i in range(12):
