@@ -319,10 +319,12 @@ def source_geometry(scene: SceneTensors, K: Tensor, size: tuple[int, int]) -> di
 
 
 class _Builder:
-    def __init__(self, rng: np.random.Generator, split: str, device=None):
+    def __init__(self, rng: np.random.Generator, split: str, device=None,
+                 photos: tuple[str, ...] = ()):
         self.rng = rng
         self.device = device
         self.split = split
+        self.photos = tuple(photos)
         self.rects: list[Rect] = []
         self.textures: list[Tensor] = []
         self.names: list[str] = []
@@ -332,7 +334,8 @@ class _Builder:
     def texture(self, kind: str) -> int:
         """Add a texture: ``photo`` (a photograph of the split) or a procedural kind."""
         if kind == "photo":
-            tex, name = photo_texture(self.split, self.rng, device=self.device)
+            tex, name = photo_texture(self.split, self.rng, device=self.device,
+                                      extra=self.photos)
             name = f"photo:{name}"
         else:
             tex = procedural_texture(kind, self.rng, device=self.device)
@@ -403,7 +406,7 @@ def relight(scene: Scene, rng: np.random.Generator) -> Scene:
 
 
 def sample_scene(seed: int, split: str, size: tuple[int, int], device=None,
-                 floaters: int = 0) -> Scene:
+                 floaters: int = 0, photos: tuple[str, ...] = ()) -> Scene:
     """Return the scene of generator seed ``seed`` (see :func:`scene_seed`), normalised.
 
     The layout is drawn on the CPU; textures are made, and the depth normalisation is
@@ -416,11 +419,15 @@ def sample_scene(seed: int, split: str, size: tuple[int, int], device=None,
     and a far one, which the rest of the family rarely does (none where the scene has no
     box). They are drawn after everything else, so the scene of the same seed is otherwise
     unchanged.
+
+    ``photos``: image files drawn alongside the split's own photographs
+    (:func:`~cinemagraph.data.textures.photo_texture`; train split only). With any, the
+    scenes of a seed differ from those without.
     """
     rng = np.random.default_rng(seed)
     h, w = size
     f = float(max(h, w))
-    b = _Builder(rng, split, device)
+    b = _Builder(rng, split, device, photos)
     height = rng.uniform(1.2, 2.5)  # camera height above the ground (ground at y = +height)
     slope = rng.uniform(-0.04, 0.06)  # ground y change per unit z (positive: rising away)
     far = 60.0

@@ -6,6 +6,8 @@ splits share a photograph (:data:`PHOTOS`): choosing on validation scenes then m
 photographs the networks never saw, as the test scenes do. Procedural textures are drawn from
 the scene's own random generator, and no two splits share a generator seed
 (:func:`cinemagraph.data.scene.scene_seed`), so they never share a procedural texture either.
+Training may add photographs of its own (:func:`photo_files`, the train split only): image
+files from a folder, drawn alongside the built-in ones.
 
 A texture is ``(3, S, S)`` in ``[0, 1]``. All textures of a scene are packed side by side
 into one atlas ``(3, S, T * S)`` so that one bilinear lookup serves every surface; lookups
@@ -16,6 +18,8 @@ and there is no seam.
 from __future__ import annotations
 
 import functools
+import os
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -35,6 +39,12 @@ PHOTOS = {
 
 #: Texture side in texels.
 TEXTURE_SIZE = 256
+#: Extra photographs are shrunk on loading so that their longer side is at most this many
+#: pixels (a texture is a crop of 0.3-0.9 of the shorter side, resized to
+#: :data:`TEXTURE_SIZE`, so more resolution would be thrown away).
+EXTRA_PHOTO_SIZE = 1024
+#: The image files :func:`photo_files` reads.
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 
 
 @functools.lru_cache(maxsize=None)
@@ -53,12 +63,73 @@ def _photo(name: str, device=None) -> tuple[Tensor, bool]:
     return torch.from_numpy(np.ascontiguousarray(image[..., :3])).permute(2, 0, 1).to(device), grey
 
 
+@functools.lru_cache(maxsize=None)
+def _photo_file(path: str, device=None) -> tuple[Tensor, bool]:
+    """Return the image file ``path`` as :func:`_photo` returns a photograph, its longer side
+    shrunk to at most :data:`EXTRA_PHOTO_SIZE` (cached)."""
+    import imageio.v3 as iio
+
+    from ..errors import UserError
+
+    try:
+        image = np.asarray(iio.imread(path))
+    except Exception as exc:  # noqa: BLE001 - any reader error is the file's
+        raise UserError(f"cannot read the training photograph {path} ({exc}): remove it "
+                        "from the folder or convert it to PNG or JPEG") from None
+    if image.dtype != np.uint8:
+        image = (image / max(float(np.iinfo(image.dtype).max), 1.0) * 255.0
+                 if np.issubdtype(image.dtype, np.integer) else np.clip(image, 0, 1) * 255.0)
+    image = np.asarray(image, dtype=np.float32) / 255.0
+    grey = image.ndim == 2 or image.shape[2] == 1
+    if image.ndim == 2:
+        image = image[..., None]
+    image = np.repeat(image, 3, axis=2) if grey else image[..., :3]
+    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
+    h, w = x.shape[1:]
+    scale = EXTRA_PHOTO_SIZE / max(h, w)
+    if scale < 1:
+        x = F.interpolate(x[None], size=(max(1, round(h * scale)), max(1, round(w * scale))),
+                          mode="bilinear", antialias=True, align_corners=False)[0]
+    return x.clamp(0, 1).to(device), grey
+
+
+def photo_files(folder: str | None) -> tuple[str, ...]:
+    """The image files directly in ``folder`` (:data:`PHOTO_SUFFIXES`), sorted by name, as
+    extra training photographs; none for None. A folder that is missing or holds no image
+    is a user error."""
+    if not folder:
+        return ()
+    from ..errors import UserError
+
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        raise UserError(f"the folder of training photographs {folder} does not exist: give "
+                        "an existing folder, or leave spacetime.data.photos unset")
+    files = tuple(str(p) for p in sorted(root.iterdir())
+                  if p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES)
+    if not files:
+        raise UserError(f"the folder of training photographs {folder} holds no image "
+                        f"({', '.join(PHOTO_SUFFIXES)}): add some, or leave "
+                        "spacetime.data.photos unset")
+    return files
+
+
 def photo_texture(split: str, rng: np.random.Generator, size: int = TEXTURE_SIZE,
-                  device=None) -> tuple[Tensor, str]:
-    """Return a random crop of a photograph of ``split``, resized to ``(3, size, size)``."""
-    names = PHOTOS[split]
+                  device=None, extra: tuple[str, ...] = ()) -> tuple[Tensor, str]:
+    """Return a random crop of a photograph of ``split``, resized to ``(3, size, size)``,
+    and its name. ``extra``: image files (:func:`photo_files`) drawn alongside the split's
+    own photographs, each as often as one of them; the train split only, so the test and
+    validation scenes never depend on them."""
+    if extra and split != "train":
+        raise ValueError(f"extra photographs are for the train split, not '{split}'")
+    names = PHOTOS[split] + tuple(extra)
     name = names[int(rng.integers(len(names)))]
-    image, grey = _photo(name, None if device is None else torch.device(device))
+    dev = None if device is None else torch.device(device)
+    if name in PHOTOS[split]:
+        image, grey = _photo(name, dev)
+    else:
+        image, grey = _photo_file(name, dev)
+        name = "file:" + os.path.basename(name)
     h, w = image.shape[1:]
     side = int(rng.uniform(0.3, 0.9) * min(h, w))
     top, left = int(rng.integers(h - side + 1)), int(rng.integers(w - side + 1))
@@ -165,6 +236,6 @@ def sample_atlas(atlas: Tensor, texture: Tensor, uv: Tensor) -> Tensor:
             + (at(y0 + 1, x0) * (1 - fx) + at(y0 + 1, x0 + 1) * fx) * fy)
 
 
-__all__ = ["PHOTOS", "TEXTURE_SIZE", "fbm", "mirror", "photo_texture", "procedural_texture",
-           "sample_atlas"]
+__all__ = ["EXTRA_PHOTO_SIZE", "PHOTOS", "TEXTURE_SIZE", "fbm", "mirror", "photo_files",
+           "photo_texture", "procedural_texture", "sample_atlas"]
 

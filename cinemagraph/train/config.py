@@ -80,7 +80,10 @@ class SpaceTimeDataConfig:
     darkened or brightened (:func:`cinemagraph.data.scene.relight`); ``thin_lines``: the
     share of samples whose forward or backward splat gets one row or column over its moving
     points covered thinly (:func:`cinemagraph.train.spacetime.thin_line`), as a stretched
-    fluid leaves on a photo (0: none; the target stays)."""
+    fluid leaves on a photo (0: none; the target stays); ``photos``: a folder of image files
+    drawn as textures alongside the train split's own photographs, each as often as one of
+    them (null: none; :func:`cinemagraph.data.textures.photo_files`; synthetic train split
+    only)."""
 
     source: str = "synthetic"
     root: Optional[str] = None
@@ -101,6 +104,7 @@ class SpaceTimeDataConfig:
     floaters: float = 0.0
     relight: float = 0.0
     thin_lines: float = 0.0
+    photos: Optional[str] = None
 
 
 @dataclass

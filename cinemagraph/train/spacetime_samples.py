@@ -224,21 +224,30 @@ def build_scene_source(data):
     for key in ("floaters", "relight"):
         if not 0.0 <= getattr(data, key) <= 1.0:
             raise UserError(f"spacetime.data.{key}={getattr(data, key)}: give a share in [0, 1]")
+    if data.photos and data.split != "train":
+        raise UserError(f"spacetime.data.photos is for the train split, not "
+                        f"'{data.split}': the other splits' photographs stay held out")
+    from ..data.textures import photo_files
+
     return SyntheticSceneSource(data.scenes, data.split, data.seed, tuple(data.size),
-                                data.frames, data.supersample, data.floaters, data.relight)
+                                data.frames, data.supersample, data.floaters, data.relight,
+                                photo_files(data.photos))
 
 
 class SyntheticSceneSource:
     """The synthetic scenes (:mod:`cinemagraph.data.scene`), rendering only what an item uses.
     A share ``floaters`` of them (chosen by scene, the same every epoch) get 2-4 floaters, and
-    a share ``relight`` are relit (:func:`cinemagraph.data.scene.relight`)."""
+    a share ``relight`` are relit (:func:`cinemagraph.data.scene.relight`); ``photos``: image
+    files drawn alongside the split's photographs (:func:`cinemagraph.data.scene.sample_scene`)."""
 
     def __init__(self, length: int, split: str, seed: int, size: tuple[int, int], frames: int,
-                 supersample: int = 1, floaters: float = 0.0, relight: float = 0.0):
+                 supersample: int = 1, floaters: float = 0.0, relight: float = 0.0,
+                 photos: tuple[str, ...] = ()):
         self.length, self.split, self.seed = length, split, seed
         self.size, self.frames, self.supersample = tuple(size), frames, supersample
         self.floaters = float(floaters)
         self.relight = float(relight)
+        self.photos = tuple(photos)
 
     def relight_rng(self, index: int) -> np.random.Generator | None:
         """The generator that relights scene ``index``, or None for a share ``1 - relight``."""
@@ -264,7 +273,7 @@ class SyntheticSceneSource:
         from ..data.scene import relight, render_views, sample_scene, scene_seed, source_geometry
 
         scene = sample_scene(scene_seed(self.seed, self.split, index), self.split, self.size,
-                             floaters=self.floaters_of(index))
+                             floaters=self.floaters_of(index), photos=self.photos)
         rng = self.relight_rng(index)
         if rng is not None:
             scene = relight(scene, rng)

@@ -294,3 +294,61 @@ def test_floaters_hover_behind_a_box_and_leave_the_rest_of_the_scene_as_it_was()
         visible = scene.geometry["rect"] >= n
         seen += int(visible.sum())
     assert seen > 0
+
+
+def _write_photos(folder, n=2, size=(40, 72)):
+    import imageio.v3 as iio
+
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        iio.imwrite(folder / f"p{i}.png", rng.integers(0, 256, (*size, 3), dtype=np.uint8))
+    iio.imwrite(folder / "grey.png", rng.integers(0, 256, size, dtype=np.uint8))
+    (folder / "notes.txt").write_text("not an image")
+    return folder
+
+
+def test_extra_photographs_come_from_a_folder_and_only_into_training_scenes(tmp_path):
+    from cinemagraph.data.textures import photo_files, photo_texture
+    from cinemagraph.errors import UserError
+
+    files = photo_files(str(_write_photos(tmp_path / "photos")))
+    assert [f.rsplit("/", 1)[-1] for f in files] == ["grey.png", "p0.png", "p1.png"]
+    drawn = set()
+    for i in range(60):
+        tex, name = photo_texture("train", np.random.default_rng(i), 32, extra=files)
+        assert tex.shape == (3, 32, 32) and 0 <= tex.min() and tex.max() <= 1
+        drawn.add(name)
+    # Each file as often as a built-in photograph: all three and some of the ten come up.
+    assert {"file:grey.png", "file:p0.png", "file:p1.png"} <= drawn
+    assert drawn & set(PHOTOS["train"])
+    # The same seed draws the same scene; with the files it is another one.
+    a = sample_scene(scene_seed(0, "train", 5), "train", (24, 32), photos=files)
+    b = sample_scene(scene_seed(0, "train", 5), "train", (24, 32), photos=files)
+    assert a.textures == b.textures and torch.equal(a.atlas, b.atlas)
+    with pytest.raises(ValueError, match="train split"):
+        photo_texture("test", np.random.default_rng(0), 32, extra=files)
+    with pytest.raises(UserError, match="does not exist"):
+        photo_files(str(tmp_path / "missing"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="holds no image"):
+        photo_files(str(tmp_path / "empty"))
+    assert photo_files(None) == ()
+
+
+def test_a_large_extra_photograph_is_shrunk_and_a_broken_one_named(tmp_path):
+    import imageio.v3 as iio
+
+    from cinemagraph.data.textures import EXTRA_PHOTO_SIZE, _photo_file
+    from cinemagraph.errors import UserError
+
+    big = tmp_path / "big.png"
+    iio.imwrite(big, np.full((EXTRA_PHOTO_SIZE + 200, EXTRA_PHOTO_SIZE // 2, 3), 200, np.uint8))
+    image, grey = _photo_file(str(big))
+    assert image.shape == (3, EXTRA_PHOTO_SIZE, round(EXTRA_PHOTO_SIZE / 2 * EXTRA_PHOTO_SIZE
+                                                       / (EXTRA_PHOTO_SIZE + 200)))
+    assert not grey and torch.allclose(image, torch.tensor(200 / 255), atol=1e-3)
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a jpeg")
+    with pytest.raises(UserError, match="broken.jpg"):
+        _photo_file(str(broken))

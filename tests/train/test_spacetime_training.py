@@ -1043,6 +1043,28 @@ def test_relit_scenes_keep_their_shapes_and_darken_what_lies_behind():
         build_scene_source(_data(relight=-0.1))
 
 
+def test_extra_photographs_reach_the_training_scenes_of_the_train_split_only(tmp_path):
+    import imageio.v3 as iio
+    import numpy as np
+
+    from cinemagraph.train.spacetime_samples import build_scene_source
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    iio.imwrite(folder / "a.png", np.random.default_rng(0).integers(0, 256, (64, 64, 3),
+                                                                     dtype=np.uint8))
+    plain, more = build_scene_source(_data()), build_scene_source(_data(photos=str(folder)))
+    assert plain.photos == () and more.photos == (str(folder / "a.png"),)
+    differ = [not torch.equal(more.scene(i, "anim", None, [3], end=False)["image"],
+                              plain.scene(i, "anim", None, [3], end=False)["image"])
+              for i in range(3)]
+    assert any(differ)
+    with pytest.raises(UserError, match="train split"):
+        build_scene_source(_data(photos=str(folder), split="test"))
+    with pytest.raises(UserError, match="does not exist"):
+        build_scene_source(_data(photos=str(tmp_path / "nowhere")))
+
+
 def test_the_unreleased_candidate_loads_but_is_never_found_by_default(monkeypatch):
     import hashlib
     from pathlib import Path
