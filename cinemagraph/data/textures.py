@@ -65,24 +65,14 @@ def _photo(name: str, device=None) -> tuple[Tensor, bool]:
 
 @functools.lru_cache(maxsize=None)
 def _photo_file(path: str, device=None) -> tuple[Tensor, bool]:
-    """Return the image file ``path`` as :func:`_photo` returns a photograph, its longer side
-    shrunk to at most :data:`EXTRA_PHOTO_SIZE` (cached)."""
-    import imageio.v3 as iio
+    """Return the image file ``path`` as :func:`_photo` returns a photograph (greyscale: a
+    file of one channel), its longer side shrunk to at most :data:`EXTRA_PHOTO_SIZE`
+    (cached; an unreadable file is a user error that names it)."""
+    from ..media.image import _to_float, read_array
 
-    from ..errors import UserError
-
-    try:
-        image = np.asarray(iio.imread(path))
-    except Exception as exc:  # noqa: BLE001 - any reader error is the file's
-        raise UserError(f"cannot read the training photograph {path} ({exc}): remove it "
-                        "from the folder or convert it to PNG or JPEG") from None
-    if image.dtype != np.uint8:
-        image = (image / max(float(np.iinfo(image.dtype).max), 1.0) * 255.0
-                 if np.issubdtype(image.dtype, np.integer) else np.clip(image, 0, 1) * 255.0)
-    image = np.asarray(image, dtype=np.float32) / 255.0
+    image = _to_float(read_array(Path(path), "training photograph"))
     grey = image.ndim == 2 or image.shape[2] == 1
-    if image.ndim == 2:
-        image = image[..., None]
+    image = image.reshape(*image.shape[:2], -1)
     image = np.repeat(image, 3, axis=2) if grey else image[..., :3]
     x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
     h, w = x.shape[1:]
