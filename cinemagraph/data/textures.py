@@ -66,14 +66,14 @@ def _photo(name: str, device=None) -> tuple[Tensor, bool]:
 @functools.lru_cache(maxsize=None)
 def _photo_file(path: str, device=None) -> tuple[Tensor, bool]:
     """Return the image file ``path`` as :func:`_photo` returns a photograph (greyscale: a
-    file of one channel), its longer side shrunk to at most :data:`EXTRA_PHOTO_SIZE`
-    (cached; an unreadable file is a user error that names it)."""
+    file of one channel, or of two, grey and alpha), its longer side shrunk to at most
+    :data:`EXTRA_PHOTO_SIZE` (cached; an unreadable file is a user error that names it)."""
     from ..media.image import _to_float, read_array
 
     image = _to_float(read_array(Path(path), "training photograph"))
-    grey = image.ndim == 2 or image.shape[2] == 1
     image = image.reshape(*image.shape[:2], -1)
-    image = np.repeat(image, 3, axis=2) if grey else image[..., :3]
+    grey = image.shape[2] <= 2
+    image = np.repeat(image[..., :1], 3, axis=2) if grey else image[..., :3]
     x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
     h, w = x.shape[1:]
     scale = EXTRA_PHOTO_SIZE / max(h, w)

@@ -348,6 +348,11 @@ def test_a_large_extra_photograph_is_shrunk_and_a_broken_one_named(tmp_path):
     assert image.shape == (3, EXTRA_PHOTO_SIZE, round(EXTRA_PHOTO_SIZE / 2 * EXTRA_PHOTO_SIZE
                                                        / (EXTRA_PHOTO_SIZE + 200)))
     assert not grey and torch.allclose(image, torch.tensor(200 / 255), atol=1e-3)
+    grey_alpha = tmp_path / "grey_alpha.png"
+    iio.imwrite(grey_alpha, np.full((40, 60, 2), 90, np.uint8))
+    image, grey = _photo_file(str(grey_alpha))
+    assert grey and image.shape == (3, 40, 60)
+    assert torch.allclose(image, torch.tensor(90 / 255), atol=1e-3)
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"not a jpeg")
     with pytest.raises(UserError, match="broken.jpg"):
