@@ -1,11 +1,16 @@
 """Time each stage of the render and the whole job (median of several runs).
 
-Stages: depth prior, motion interpolation, layered depth image + inpainting, point cloud
-with Euler integration, and the frame loop (splat both clouds, blend, decode, to uint8);
-video encoding is timed separately. The reference it competes with is the issue's target
-(60 frames at 1280x720 under 5 s on one H100, under 3 minutes on a 2-core CPU).
+Stages: depth prior, motion interpolation, layered depth image + inpainting (+ the feature
+network when the learned decoder runs), point cloud with Euler integration, and the frame
+loop (splat both clouds, blend, decode, to uint8); video encoding is timed separately. The
+reference it competes with is the issue's target (60 frames at 1280x720 under 5 s on one
+H100, under 3 minutes on a 2-core CPU). ``--decoder builtin,learned`` (default) times the
+render with the built-in decoder and with the learned feature network + decoder that the
+render finds by default (``--weights`` names another file), as the render runs them, in the
+same run, and prints the ratio.
 
     python benchmarks/bench_render.py [--device cuda] [--runs 3] [--sizes 512x384,1280x720]
+        [--decoder builtin,learned] [--weights FILE] [--camera zoom-in]
 """
 
 from __future__ import annotations
@@ -22,17 +27,29 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import device_name, sync  # noqa: E402
 
+from cinemagraph.conventions import default_intrinsics  # noqa: E402
 from cinemagraph.depth import GroundPlanePrior  # noqa: E402
+from cinemagraph.depth.base import median_depth, normalize_depth  # noqa: E402
 from cinemagraph.examples import example_photo  # noqa: E402
 from cinemagraph.media.image import to_uint8  # noqa: E402
 from cinemagraph.media.video import write_video  # noqa: E402
 from cinemagraph.motion import HintInterpolator, read_hints_json  # noqa: E402
 from cinemagraph.pipeline import Components, build_scene  # noqa: E402
-from cinemagraph.render.camera import named_path  # noqa: E402
+from cinemagraph.render.camera import border_needed, named_path  # noqa: E402
 from cinemagraph.render.pipeline import render_frames  # noqa: E402
 
 
-def one_run(photo, hints_file, size, frames, device):
+def components_for(decoder: str, weights: Path | None, device) -> Components:
+    """The pipeline's parts with the built-in or the learned feature network + decoder."""
+    components = Components()
+    if decoder == "learned":
+        from cinemagraph.models.spacetime import learned_components
+
+        components.features, components.decoder = learned_components(weights, device)
+    return components
+
+
+def one_run(photo, hints_file, size, frames, device, components, camera):
     h, w = size
     image = torch.from_numpy(photo).permute(2, 0, 1)[None].float() / 255.0
     image = torch.nn.functional.interpolate(image, size=(h, w), mode="bilinear",
@@ -52,10 +69,13 @@ def one_run(photo, hints_file, size, frames, device):
     hints = read_hints_json(hints_file, (ph, pw)).scaled((h / ph, w / pw), (h, w))
     image = image.to(device)
     motion = stage("motion (hints)", lambda: HintInterpolator()(hints, (h, w), device=device))
-    components = Components()
-    scene = stage("layers + inpainting + cloud + integration",
-                  lambda: build_scene(image, depth, motion, frames, components))
-    path = named_path("zoom-in", frames, scene.K.cpu())
+    # The camera path and the layers' border as the render makes them.
+    K = default_intrinsics(h, w)[0]
+    median = median_depth(normalize_depth(depth))
+    path = named_path(camera, frames, K, 1.0, median)
+    border = border_needed(path, K, (h, w), 1.0, median)
+    scene = stage("layers + inpainting + features + cloud + integration",
+                  lambda: build_scene(image, depth, motion, frames, components, border=border))
     arrays = stage("frame loop", lambda: [to_uint8(f) for f in render_frames(
         scene.cloud, path, (h, w), components.decoder)])
     try:
@@ -76,28 +96,56 @@ def main():
     p.add_argument("--frames", type=int, default=60)
     p.add_argument("--sizes", default="512x384,1280x720")
     p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--decoder", default="builtin,learned",
+                   help="comma-separated: builtin, learned (default both)")
+    p.add_argument("--weights", type=Path, default=None,
+                   help="the learned decoder's weight file (default: the one the render finds)")
+    p.add_argument("--camera", default="zoom-in")
     args = p.parse_args()
     device = torch.device(args.device)
+    decoders = args.decoder.split(",")
+    if not set(decoders) <= {"builtin", "learned"}:
+        raise SystemExit(f"--decoder {args.decoder}: name builtin, learned or both")
+    weights = args.weights
+    if "learned" in decoders and weights is None:
+        from cinemagraph.models.spacetime import find_spacetime
+
+        weights = find_spacetime()
+        if weights is None:
+            raise SystemExit("no learned weights found: give --weights FILE or --decoder builtin")
     photo, hints_file = example_photo("rocket")
-    print(f"device: {device_name(device)}; example photo 'rocket', zoom-in, {args.frames} frames, "
-          f"median of {args.runs} runs (after {args.warmup} warm-up)")
+    print(f"device: {device_name(device)}; example photo 'rocket', {args.camera}, {args.frames} "
+          f"frames, median of {args.runs} runs (after {args.warmup} warm-up)")
+    if weights is not None and "learned" in decoders:
+        print(f"learned: '{weights}'")
+    target = 5.0 if device.type == "cuda" else 180.0
     for spec in args.sizes.split(","):
         w, h = (int(v) for v in spec.split("x"))
-        for _ in range(args.warmup):
-            one_run(photo, hints_file, (h, w), args.frames, device)
-        runs = [one_run(photo, hints_file, (h, w), args.frames, device) for _ in range(args.runs)]
-        points = runs[0][1]
+        medians = {}
+        for decoder in decoders:
+            components = components_for(decoder, weights, device)
+            for _ in range(args.warmup):
+                one_run(photo, hints_file, (h, w), args.frames, device, components, args.camera)
+            runs = [one_run(photo, hints_file, (h, w), args.frames, device, components, args.camera)
+                    for _ in range(args.runs)]
+            medians[decoder] = {name: statistics.median(r[0][name] for r in runs)
+                                for name in runs[0][0]}
+            points = runs[0][1]
+        names = list(medians[decoders[0]])
         print(f"\n{w}x{h}, {points} points")
-        print("| stage | median s |")
-        print("|---|---|")
-        for name in runs[0][0]:
-            print(f"| {name} | {statistics.median(r[0][name] for r in runs):.3f} |")
-        loop = statistics.median(r[0]["frame loop"] for r in runs)
-        total = statistics.median(r[0]["total"] for r in runs)
-        target = 5.0 if device.type == "cuda" else 180.0
-        print(f"rendering rate after set-up: {args.frames / loop:.1f} frames/s; "
-              f"end to end {total:.2f} s = {total / target:.2f} x the target "
-              f"({target:.0f} s for 60 frames at 1280x720)")
+        print("| stage | " + " | ".join(f"{d} median s" for d in decoders) + " |")
+        print("|---|" + "---|" * len(decoders))
+        for name in names:
+            print(f"| {name} | " + " | ".join(f"{medians[d].get(name, float('nan')):.3f}"
+                                             for d in decoders) + " |")
+        for d in decoders:
+            loop, total = medians[d]["frame loop"], medians[d]["total"]
+            print(f"{d}: rendering rate after set-up {args.frames / loop:.1f} frames/s; "
+                  f"end to end {total:.2f} s = {total / target:.2f} x the target "
+                  f"({target:.0f} s for 60 frames at 1280x720)")
+        if len(decoders) == 2:
+            print(f"learned / builtin: end to end {medians['learned']['total'] / medians['builtin']['total']:.2f}x, "
+                  f"frame loop {medians['learned']['frame loop'] / medians['builtin']['frame loop']:.2f}x")
 
 
 if __name__ == "__main__":

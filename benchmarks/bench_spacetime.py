@@ -2,9 +2,14 @@
 frame, with the residual presets' composite, displacement inputs, gate and detail rule) at
 1280x720, fp32 and bf16, for each preset; our residual presets also as the render runs them,
 at the working size (``--work-size``, the render's ``--decoder-size``: shrunk, run, enlarged);
-the built-in compositing decoder in the same run (the component the learned one replaces).
+the built-in compositing decoder in the same run (the component the learned one replaces);
+the bands' 191-px spread against the max- and average-pools it replaced.
+The presets' rows use untrained weights in their default rules; the weight file the render
+finds (``--weights`` names another, ``--weights none`` skips it) gets rows of its own, in the
+rules its metadata names (the shipped file's hole, crack and fluid bands).
 
     python benchmarks/bench_spacetime.py [--device cuda] [--runs 10] [--layers 3] [--work-size 448]
+        [--weights FILE|none]
 """
 
 from __future__ import annotations
@@ -18,10 +23,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import device_name, median_time  # noqa: E402
 
+from cinemagraph.filters import box_mean, max_filter  # noqa: E402
 from cinemagraph.ldi.scene import LayeredDepthImage  # noqa: E402
 from cinemagraph.models.decoder import CompositingDecoder, SplattedFrame  # noqa: E402
 from cinemagraph.models.spacetime import (PRESETS, WORK_SIZE, LearnedDecoder,  # noqa: E402
-                                          LearnedFeatures, SpaceTimeModel)
+                                          LearnedFeatures, SpaceTimeModel, find_spacetime,
+                                          load_spacetime)
 
 
 def main():
@@ -30,6 +37,9 @@ def main():
     p.add_argument("--runs", type=int, default=10)
     p.add_argument("--layers", type=int, default=3)
     p.add_argument("--work-size", type=int, default=WORK_SIZE)
+    p.add_argument("--weights", default=None,
+                   help="a weight file to time in its own rules (default: the one the render "
+                        "finds; 'none': skip)")
     args = p.parse_args()
     device = torch.device(args.device)
     if device.type == "cuda":
@@ -54,8 +64,13 @@ def main():
                              1 + torch.rand(1, 1, h, w, device=device),
                              4 * torch.randn(1, 2, h, w, device=device))
 
-    for preset in PRESETS:
-        model = SpaceTimeModel(preset).to(device).eval()
+    models = [(preset, SpaceTimeModel(preset)) for preset in PRESETS]
+    weights = None if args.weights == "none" else Path(args.weights) if args.weights else find_spacetime()
+    if weights is not None:
+        loaded = load_spacetime(weights)
+        models.append((f"'{weights.name}' ({loaded.preset}, {loaded.correction})", loaded))
+    for preset, model in models:
+        model = model.to(device).eval()
         fwd, bwd = frame(4 + model.feature_channels), frame(4 + model.feature_channels)
         dtypes = [("fp32", None)] + ([("bf16", torch.bfloat16)] if device.type == "cuda" else [])
         for name, dtype in dtypes:
@@ -80,6 +95,23 @@ def main():
     fwd, bwd = frame(4), frame(4)
     t = median_time(lambda: CompositingDecoder()(fwd, bwd, 0.4), device, runs)
     print(f"built-in compositing decoder per frame: {t * 1e3:.1f} ms")
+    # The bands' spread (a 191-px max filter, then mean) against the pools it replaced.
+    for sh, sw in ((252, 448), (h, w)):
+        x = torch.rand(1, 1, sh, sw, device=device)
+        ours = median_time(lambda: box_mean(max_filter(x, 191), 191), device, runs)
+        pools = median_time(lambda: _pooled_spread(x, 191), device, runs)
+        print(f"band spread, 191 px, {sw}x{sh}: {ours * 1e3:.2f} ms, max- and average-pools "
+              f"{pools * 1e3:.2f} ms ({pools / ours:.1f}x)")
+
+
+def _pooled_spread(x, k):
+    """The spread as max- and average-pools made it before (the reference)."""
+    import torch.nn.functional as F
+
+    p = k // 2
+    x = F.max_pool2d(F.max_pool2d(x, (1, k), 1, (0, p)), (k, 1), 1, (p, 0))
+    x = F.avg_pool2d(x, (1, k), 1, (0, p), count_include_pad=False)
+    return F.avg_pool2d(x, (k, 1), 1, (p, 0), count_include_pad=False)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 Edge-aware smoothing comes from :mod:`kornia.filters` (``guided_blur``); what lives here is
 what kornia does not offer (push-pull filling) or does measurably slower for our case (binary
 dilation of boolean masks: ``max_pool2d`` is one pass, kornia's grey-scale morphology unfolds
-the whole neighbourhood).
+the whole neighbourhood; wide max and mean filters at a cost that does not grow with their
+width, where ``max_pool2d`` and ``avg_pool2d`` pay for every pixel of the window).
 """
 
 from __future__ import annotations
@@ -65,6 +66,54 @@ def _box_count(x: Tensor, before: int, dim: int, after: int | None = None) -> Te
     index = torch.arange(n, device=x.device)
     return (total.index_select(dim, (index + after + 1).clamp(max=n))
             - total.index_select(dim, (index - before).clamp(min=0)))
+
+
+def max_filter(x: Tensor, size: int) -> Tensor:
+    """Return ``x (..., H, W)`` max-filtered over centred ``size x size`` windows (``size``
+    odd; pixels past the border do not count), as ``max_pool2d(x, size, 1, size // 2)`` makes
+    it, exactly, at a cost that does not grow with ``size``: separably, each row and column
+    by the van Herk / Gil-Werman running maximum (prefix and suffix maxima over blocks of
+    ``size``: three comparisons a pixel whatever the width). On a 2-core CPU a 191-px filter
+    of a 448x252 frame takes a few milliseconds, against tens for the max-pool; on a GPU the
+    max-pool is the faster (its one kernel against this one's several)."""
+    if size % 2 != 1:
+        raise ValueError(f"max_filter needs an odd size, not {size}")
+    return _running_max(_running_max(x, size, -1), size, -2)
+
+
+def _running_max(x: Tensor, size: int, dim: int) -> Tensor:
+    if size == 1:
+        return x
+    x = x.movedim(dim, -1)
+    n, pad = x.shape[-1], size // 2
+    blocks = -(-(n + 2 * pad) // size)
+    padded = F.pad(x, (pad, blocks * size - n - pad), value=float("-inf"))
+    grouped = padded.unflatten(-1, (blocks, size))
+    prefix = grouped.cummax(-1).values.flatten(-2)
+    suffix = grouped.flip(-1).cummax(-1).values.flip(-1).flatten(-2)
+    # The window of output i is padded[i : i + size]: the suffix maximum from i to its
+    # block's end and the prefix maximum from the next block's start to i + size - 1.
+    out = torch.maximum(suffix[..., :n], prefix[..., size - 1:size - 1 + n])
+    return out.movedim(-1, dim)
+
+
+def box_mean(x: Tensor, size: int) -> Tensor:
+    """Return ``x (..., H, W)`` averaged over centred ``size x size`` windows (``size`` odd),
+    over the part of each window inside the frame, as ``avg_pool2d(x, size, 1, size // 2,
+    count_include_pad=False)`` makes it (to float rounding: the sums come from cumulative
+    sums in float64), separably, at a cost that does not grow with ``size``."""
+    if size % 2 != 1:
+        raise ValueError(f"box_mean needs an odd size, not {size}")
+    r = size // 2
+    out = x.double()
+    for dim in (-1, -2):
+        n = out.shape[dim]
+        index = torch.arange(n, device=x.device)
+        count = ((index + r).clamp(max=n - 1) - (index - r).clamp(min=0) + 1).double()
+        shape = [1] * out.dim()
+        shape[dim] = n
+        out = _box_count(out, r, out.dim() + dim) / count.view(shape)
+    return out.to(x.dtype)
 
 
 def erode(mask: Tensor, radius: int) -> Tensor:

@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cinemagraph.filters import dilate, erode, joint_weighted_median
+from cinemagraph.filters import box_mean, dilate, erode, joint_weighted_median, max_filter
 
 
 def max_pool_dilate(mask, radius):
@@ -51,3 +51,33 @@ def test_weighted_median_leaves_a_smooth_ramp_alone():
     guide = torch.rand(1, 3, 12, 30, generator=torch.Generator().manual_seed(0))
     out = joint_weighted_median(ramp, guide, radius=2, iterations=2)
     assert torch.allclose(out, ramp)
+
+
+@pytest.mark.parametrize("size", [1, 3, 9, 31, 191])
+@pytest.mark.parametrize("shape", [(2, 1, 23, 31), (1, 1, 252, 448), (1, 3, 1, 5)])
+def test_max_filter_and_box_mean_are_the_pools_at_any_width(size, shape):
+    g = torch.Generator().manual_seed(size)
+    x = torch.rand(shape, generator=g)
+    x[..., :3, :4] = 0.0  # flat parts and a window wider than the frame
+    assert torch.equal(max_filter(x, size), F.max_pool2d(x, size, 1, size // 2))
+    mean = box_mean(x, size)
+    assert mean.dtype == x.dtype and mean.shape == x.shape
+    exact = F.avg_pool2d(x.double(), size, 1, size // 2, count_include_pad=False)
+    # As exact as float32 holds it (the pool's own float32 sums are 100 times further off
+    # at 191 px).
+    assert (mean.double() - exact).abs().max() < 1e-7
+
+
+def test_max_filter_and_box_mean_of_one_pixel():
+    x = torch.zeros(1, 1, 7, 9)
+    x[0, 0, 3, 4] = 1.0
+    grown = max_filter(x, 3)
+    assert grown.sum() == 9 and grown[0, 0, 2:5, 3:6].eq(1).all()
+    # The corner's 2x2 part of a 3x3 window: the mean over what lies inside the frame.
+    corner = torch.zeros(1, 1, 4, 4)
+    corner[0, 0, 0, 0] = 1.0
+    assert box_mean(corner, 3)[0, 0, 0, 0] == 0.25 and box_mean(corner, 3)[0, 0, 1, 1] == 1 / 9
+    with pytest.raises(ValueError, match="odd"):
+        max_filter(x, 4)
+    with pytest.raises(ValueError, match="odd"):
+        box_mean(x, 4)
