@@ -3,7 +3,7 @@ frame, with the residual presets' composite, displacement inputs, gate and detai
 1280x720, fp32 and bf16, for each preset; our residual presets also as the render runs them,
 at the working size (``--work-size``, the render's ``--decoder-size``: shrunk, run, enlarged);
 the built-in compositing decoder in the same run (the component the learned one replaces);
-the bands' 191-px spread against the max- and average-pools it replaced.
+the bands' 191-px spread by running filters (the CPU's) against the pools (a GPU's).
 The presets' rows use untrained weights in their default rules; the weight file the render
 finds (``--weights`` names another, ``--weights none`` skips it) gets rows of its own, in the
 rules its metadata names (the shipped file's hole, crack and fluid bands).
@@ -23,7 +23,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import device_name, median_time  # noqa: E402
 
-from cinemagraph.filters import box_mean, max_filter  # noqa: E402
+from cinemagraph.filters import (_cumulative_mean, _pooled_max, _pooled_mean,  # noqa: E402
+                                 _running_max)
 from cinemagraph.ldi.scene import LayeredDepthImage  # noqa: E402
 from cinemagraph.models.decoder import CompositingDecoder, SplattedFrame  # noqa: E402
 from cinemagraph.models.spacetime import (PRESETS, WORK_SIZE, LearnedDecoder,  # noqa: E402
@@ -65,7 +66,10 @@ def main():
                              4 * torch.randn(1, 2, h, w, device=device))
 
     models = [(preset, SpaceTimeModel(preset)) for preset in PRESETS]
-    weights = None if args.weights == "none" else Path(args.weights) if args.weights else find_spacetime()
+    if args.weights == "none":
+        weights = None
+    else:
+        weights = Path(args.weights) if args.weights else find_spacetime()
     if weights is not None:
         loaded = load_spacetime(weights)
         models.append((f"'{weights.name}' ({loaded.preset}, {loaded.correction})", loaded))
@@ -95,23 +99,15 @@ def main():
     fwd, bwd = frame(4), frame(4)
     t = median_time(lambda: CompositingDecoder()(fwd, bwd, 0.4), device, runs)
     print(f"built-in compositing decoder per frame: {t * 1e3:.1f} ms")
-    # The bands' spread (a 191-px max filter, then mean) against the pools it replaced.
+    # The bands' spread (a 191-px max filter, then mean): the running maximum and cumulative
+    # sums (what max_filter and box_mean use on the CPU) against the pools (on a GPU).
     for sh, sw in ((252, 448), (h, w)):
         x = torch.rand(1, 1, sh, sw, device=device)
-        ours = median_time(lambda: box_mean(max_filter(x, 191), 191), device, runs)
-        pools = median_time(lambda: _pooled_spread(x, 191), device, runs)
-        print(f"band spread, 191 px, {sw}x{sh}: {ours * 1e3:.2f} ms, max- and average-pools "
-              f"{pools * 1e3:.2f} ms ({pools / ours:.1f}x)")
-
-
-def _pooled_spread(x, k):
-    """The spread as max- and average-pools made it before (the reference)."""
-    import torch.nn.functional as F
-
-    p = k // 2
-    x = F.max_pool2d(F.max_pool2d(x, (1, k), 1, (0, p)), (k, 1), 1, (p, 0))
-    x = F.avg_pool2d(x, (1, k), 1, (0, p), count_include_pad=False)
-    return F.avg_pool2d(x, (k, 1), 1, (p, 0), count_include_pad=False)
+        running = median_time(lambda: _cumulative_mean(
+            _running_max(_running_max(x, 191, -1), 191, -2), 191), device, runs)
+        pools = median_time(lambda: _pooled_mean(_pooled_max(x, 191), 191), device, runs)
+        print(f"band spread, 191 px, {sw}x{sh}: running filters {running * 1e3:.2f} ms, max- "
+              f"and average-pools {pools * 1e3:.2f} ms ({pools / running:.1f}x)")
 
 
 if __name__ == "__main__":

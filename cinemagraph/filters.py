@@ -71,14 +71,21 @@ def _box_count(x: Tensor, before: int, dim: int, after: int | None = None) -> Te
 def max_filter(x: Tensor, size: int) -> Tensor:
     """Return ``x (..., H, W)`` max-filtered over centred ``size x size`` windows (``size``
     odd; pixels past the border do not count), as ``max_pool2d(x, size, 1, size // 2)`` makes
-    it, exactly, at a cost that does not grow with ``size``: separably, each row and column
-    by the van Herk / Gil-Werman running maximum (prefix and suffix maxima over blocks of
-    ``size``: three comparisons a pixel whatever the width). On a 2-core CPU a 191-px filter
-    of a 448x252 frame takes a few milliseconds, against tens for the max-pool; on a GPU the
-    max-pool is the faster (its one kernel against this one's several)."""
+    it, exactly, separably. On the CPU at a cost that does not grow with ``size``: each row
+    and column by the van Herk / Gil-Werman running maximum (prefix and suffix maxima over
+    blocks of ``size``: three comparisons a pixel whatever the width). On a GPU by max-pools,
+    which are the faster there (one kernel against the running maximum's several:
+    ``benchmarks/bench_spacetime.py``)."""
     if size % 2 != 1:
         raise ValueError(f"max_filter needs an odd size, not {size}")
+    if x.device.type != "cpu":
+        return _pooled_max(x, size)
     return _running_max(_running_max(x, size, -1), size, -2)
+
+
+def _pooled_max(x: Tensor, size: int) -> Tensor:
+    p = size // 2
+    return F.max_pool2d(F.max_pool2d(x, (1, size), 1, (0, p)), (size, 1), 1, (p, 0))
 
 
 def _running_max(x: Tensor, size: int, dim: int) -> Tensor:
@@ -100,19 +107,33 @@ def _running_max(x: Tensor, size: int, dim: int) -> Tensor:
 def box_mean(x: Tensor, size: int) -> Tensor:
     """Return ``x (..., H, W)`` averaged over centred ``size x size`` windows (``size`` odd),
     over the part of each window inside the frame, as ``avg_pool2d(x, size, 1, size // 2,
-    count_include_pad=False)`` makes it (to float rounding: the sums come from cumulative
-    sums in float64), separably, at a cost that does not grow with ``size``."""
+    count_include_pad=False)`` makes it, separably. On the CPU at a cost that does not grow
+    with ``size``, from cumulative sums in float64 (within float32's rounding of the exact
+    mean; the pool's own float32 sums are off by up to 4e-6 at 191 px). On a GPU by
+    average-pools, as :func:`max_filter`."""
     if size % 2 != 1:
         raise ValueError(f"box_mean needs an odd size, not {size}")
+    if x.device.type != "cpu":
+        return _pooled_mean(x, size)
+    return _cumulative_mean(x, size)
+
+
+def _pooled_mean(x: Tensor, size: int) -> Tensor:
+    p = size // 2
+    x = F.avg_pool2d(x, (1, size), 1, (0, p), count_include_pad=False)
+    return F.avg_pool2d(x, (size, 1), 1, (p, 0), count_include_pad=False)
+
+
+def _cumulative_mean(x: Tensor, size: int) -> Tensor:
     r = size // 2
     out = x.double()
-    for dim in (-1, -2):
+    for dim in (out.dim() - 1, out.dim() - 2):
         n = out.shape[dim]
         index = torch.arange(n, device=x.device)
         count = ((index + r).clamp(max=n - 1) - (index - r).clamp(min=0) + 1).double()
         shape = [1] * out.dim()
         shape[dim] = n
-        out = _box_count(out, r, out.dim() + dim) / count.view(shape)
+        out = _box_count(out, r, dim) / count.view(shape)
     return out.to(x.dtype)
 
 

@@ -2,7 +2,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cinemagraph.filters import box_mean, dilate, erode, joint_weighted_median, max_filter
+from cinemagraph.filters import (_pooled_max, _pooled_mean, box_mean, dilate, erode,
+                                 joint_weighted_median, max_filter)
 
 
 def max_pool_dilate(mask, radius):
@@ -66,6 +67,9 @@ def test_max_filter_and_box_mean_are_the_pools_at_any_width(size, shape):
     # As exact as float32 holds it (the pool's own float32 sums are 100 times further off
     # at 191 px).
     assert (mean.double() - exact).abs().max() < 1e-7
+    # What a GPU runs instead (the pools), here on the CPU.
+    assert torch.equal(_pooled_max(x, size), max_filter(x, size))
+    assert (_pooled_mean(x, size).double() - exact).abs().max() < 1e-5
 
 
 def test_max_filter_and_box_mean_of_one_pixel():

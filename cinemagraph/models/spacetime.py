@@ -203,18 +203,10 @@ def _check_correction(correction: str, band_px: int, crack_px: int | None = None
 
 def _spread(x: Tensor, k: int) -> Tensor:
     """``x (B, 1, H, W)`` max-filtered over ``k x k`` pixels, then box-averaged over ``k x k``
-    (the average over the part of the box inside the frame), both separably. On the CPU at a
-    cost that does not grow with ``k`` (:func:`~cinemagraph.filters.max_filter`,
-    :func:`~cinemagraph.filters.box_mean`): at 191 px on a 448x252 frame 5 ms against 78 for
-    the max- and average-pools, which were half the decoder's time there. On a GPU the pools
-    (0.15 ms on an H200, against 0.85 for the running filters' several small kernels;
-    ``benchmarks/bench_spacetime.py``). The two agree to float rounding (5e-6 at 191 px;
-    the pools' float32 sums are the less exact)."""
-    if x.device.type != "cpu":
-        p = k // 2
-        x = F.max_pool2d(F.max_pool2d(x, (1, k), 1, (0, p)), (k, 1), 1, (p, 0))
-        x = F.avg_pool2d(x, (1, k), 1, (0, p), count_include_pad=False)
-        return F.avg_pool2d(x, (k, 1), 1, (p, 0), count_include_pad=False)
+    (the average over the part of the box inside the frame): :func:`~cinemagraph.filters.max_filter`,
+    :func:`~cinemagraph.filters.box_mean`. On the CPU their cost does not grow with ``k``: at
+    191 px on a 448x252 frame 4 ms against 63 for the max- and average-pools, which were half
+    the decoder's time there (``benchmarks/bench_spacetime.py``)."""
     return box_mean(max_filter(x, k), k)
 
 
