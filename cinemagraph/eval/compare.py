@@ -91,6 +91,10 @@ def evaluate(cfg, progress: bool = True, weights: Path | None = None) -> dict:
     folders = scene_folders(Path(cfg.data), cfg.split)
     if cfg.scenes:
         folders = folders[: cfg.scenes]
+    if "ours-learned" in methods:  # which weights and rules are scored (and none: fail now)
+        from .methods import _learned_components
+
+        log.info("ours-learned: %s", _learned_components(device, weights).decoder.description)
     lpips_reason = metrics.lpips_unavailable_reason()
     lpips_model = metrics.LPIPS(device) if lpips_reason is None else None
     if lpips_reason:

@@ -61,6 +61,14 @@ Where the correction applies (``correction``, :data:`CORRECTIONS`, kept in the w
   sharpen what splatting blurs when the camera moves but not shift a region's colour. At
   frame 0 from the source camera the points have moved by rounding only: on the sample
   photos that frame changes by far less than one 8-bit step (above 92 dB against the photo).
+  And ``clamp_px`` (0: off; odd): on the pixels that points cover, the correction may not
+  take a pixel's colour beyond the lowest and the highest value (per channel) of the
+  built-in frame over the ``clamp_px x clamp_px`` pixels around it (:func:`local_range`),
+  in the hole band in proportion to the composite's confidence (holes keep the whole
+  correction), over the fluid band and the moved detail wholly. So it may re-blend,
+  sharpen and mend seams with the colours around a pixel, but not draw a colour that is
+  not there: no halo past an edge, no line darker than the rows beside it, no dark band
+  over an invented border, no grey over a dark glove from the sky beyond it.
 
 The decoder's last convolution starts at zero, so an untrained model renders exactly as the
 built-in decoder and training only has to learn what compositing gets wrong (holes, seams,
@@ -182,7 +190,8 @@ class GeometryGate(nn.Module):
 
 def _check_correction(correction: str, band_px: int, crack_px: int | None = None,
                       fluid_px: int = 0, fluid_rule: str = "free",
-                      fluid_border: bool = True, moved_detail: bool = False) -> None:
+                      fluid_border: bool = True, moved_detail: bool = False,
+                      clamp_px: int = 0) -> None:
     if correction not in CORRECTIONS:
         raise ValueError(f"unknown correction '{correction}' (one of {', '.join(CORRECTIONS)})")
     if int(band_px) < 1:
@@ -199,6 +208,11 @@ def _check_correction(correction: str, band_px: int, crack_px: int | None = None
         raise ValueError(f"moved detail {moved_detail!r} (use true or false)")
     if moved_detail and correction != "band":
         raise ValueError(f"moved detail needs the band correction, not '{correction}'")
+    if isinstance(clamp_px, bool) or not isinstance(clamp_px, int) or clamp_px < 0 \
+            or (clamp_px and clamp_px % 2 == 0):
+        raise ValueError(f"clamp window {clamp_px!r} px (use 0 for none, or an odd width)")
+    if clamp_px and correction != "band":
+        raise ValueError(f"the clamp needs the band correction, not '{correction}'")
 
 
 def _spread(x: Tensor, k: int) -> Tensor:
@@ -247,12 +261,12 @@ class SpaceTimeModel(nn.Module):
 
     def __init__(self, preset: str = "official", correction: str = "gate", band_px: int = BAND_PX,
                  crack_px: int | None = None, fluid_px: int = 0, fluid_rule: str = "free",
-                 fluid_border: bool = True, moved_detail: bool = False):
+                 fluid_border: bool = True, moved_detail: bool = False, clamp_px: int = 0):
         super().__init__()
         if preset not in FEATURE_PRESETS:
             raise ValueError(f"unknown preset '{preset}' (one of {', '.join(PRESETS)})")
         _check_correction(correction, band_px, crack_px, fluid_px, fluid_rule, fluid_border,
-                          moved_detail)
+                          moved_detail, clamp_px)
         self.preset = preset
         args = FEATURE_PRESETS[preset]
         self.feature_net = ResUNet(in_ch=4, **args)
@@ -271,27 +285,28 @@ class SpaceTimeModel(nn.Module):
         self.fluid_rule = fluid_rule
         self.fluid_border = fluid_border
         self.moved_detail = moved_detail
+        self.clamp_px = clamp_px
         self.gate = GeometryGate() if self.correction == "gate" else None
 
     def set_correction(self, correction: str, band_px: int = BAND_PX,
                        crack_px: int | None = None, fluid_px: int = 0,
                        fluid_rule: str = "free", fluid_border: bool = True,
-                       moved_detail: bool = False) -> None:
+                       moved_detail: bool = False, clamp_px: int = 0) -> None:
         """Switch where the correction applies (to train on in another way): a fresh gate
         for ``gate``; leaving ``gate`` drops the gate's weights. Logged when it changes."""
         _check_correction(correction, band_px, crack_px, fluid_px, fluid_rule, fluid_border,
-                          moved_detail)
+                          moved_detail, clamp_px)
         crack_px = None if crack_px is None else int(crack_px)
         new = (correction, int(band_px), crack_px, int(fluid_px), fluid_rule, fluid_border,
-               moved_detail)
+               moved_detail, clamp_px)
         if not self.residual or new == (self.correction, self.band_px, self.crack_px,
                                         self.fluid_px, self.fluid_rule, self.fluid_border,
-                                        self.moved_detail):
+                                        self.moved_detail, self.clamp_px):
             return
         log.info("the decoder's correction: %s -> %s%s", self.correction, correction,
                  _band_text(*new[1:]) if correction == "band" else "")
         (self.correction, self.band_px, self.crack_px, self.fluid_px, self.fluid_rule,
-         self.fluid_border, self.moved_detail) = new
+         self.fluid_border, self.moved_detail, self.clamp_px) = new
         if correction == "gate" and self.gate is None:
             self.gate = GeometryGate().to(self.img_decoder.outc.conv.weight.device)
         elif correction != "gate":
@@ -379,16 +394,27 @@ class SpaceTimeModel(nn.Module):
             return (base + out[..., :h, :w]).clamp(0, 1)
         if self.correction == "band":
             out = out[..., :h, :w]
-            frame = base + band * out
+            if self.clamp_px:  # covered pixels stay within their neighbours' colours
+                low, high = local_range(base, self.clamp_px)
+
+                def hold(x: Tensor) -> Tensor:
+                    return torch.minimum(torch.maximum(base + x, low), high) - base
+
+                frame = base + band * (out + confidence * (hold(out) - out))
+            else:
+                def hold(x: Tensor) -> Tensor:
+                    return x
+
+                frame = base + band * out
             if fluid is not None and self.fluid_rule == "between":
-                frame = frame + (1.0 - band) * fluid * (torch.clamp(base + out, lo, hi) - base)
+                frame = frame + (1.0 - band) * fluid * hold(torch.clamp(base + out, lo, hi) - base)
             elif fluid is not None and self.fluid_rule == "smooth":
                 smooth = out + thin * (_blur(out, SMOOTH_SIGMA) - out)
-                frame = frame + (1.0 - band) * fluid * smooth
+                frame = frame + (1.0 - band) * fluid * hold(smooth)
             elif fluid is not None:  # detail: the correction less its blur
-                frame = frame + (1.0 - band) * fluid * (out - _blur(out, DETAIL_SIGMA))
+                frame = frame + (1.0 - band) * fluid * hold(out - _blur(out, DETAIL_SIGMA))
             if self.moved_detail:
-                frame = frame + rest * (out - _blur(out, MOVED_DETAIL_SIGMA))
+                frame = frame + rest * hold(out - _blur(out, MOVED_DETAIL_SIGMA))
             return frame.clamp(0, 1)
         out = (self.gate(geometry) * out)[..., :h, :w]
         return (base + out - confidence * _blur(out, DETAIL_SIGMA)).clamp(0, 1)
@@ -412,13 +438,15 @@ class SpaceTimeModel(nn.Module):
 
 def _band_text(band_px: int, crack_px: int | None, fluid_px: int = 0,
                fluid_rule: str = "free", fluid_border: bool = True,
-               moved_detail: bool = False) -> str:
+               moved_detail: bool = False, clamp_px: int = 0) -> str:
     rule = {"free": "", "between": " (between the clouds)", "detail": " (detail only)",
             "smooth": " (smoothed where a cloud is thin)"}[fluid_rule]
     rule += "" if fluid_border else " (not over the photo's border)"
     return (f" {band_px} px" + (f", cracks {crack_px} px" if crack_px is not None else "")
             + (f", fluid {fluid_px} px{rule}" if fluid_px else "")
-            + (", its detail where points moved elsewhere" if moved_detail else ""))
+            + (", its detail where points moved elsewhere" if moved_detail else "")
+            + (f", covered pixels within their {clamp_px}x{clamp_px} neighbours' colours"
+               if clamp_px else ""))
 
 
 def _cloud_range(forwards: list[SplattedFrame], backwards: list[SplattedFrame | None],
@@ -450,6 +478,13 @@ def thinness(forward: SplattedFrame, backward: SplattedFrame | None) -> Tensor:
     alpha = forward.alpha if backward is None else torch.minimum(forward.alpha, backward.alpha)
     thin = ((THIN_FULL - alpha) / THIN_SPAN).clamp(0, 1)
     return F.max_pool2d(thin, 3, 1, 1)
+
+
+def local_range(x: Tensor, size: int) -> tuple[Tensor, Tensor]:
+    """The lowest and the highest value ``(B, C, H, W)`` of ``x (B, C, H, W)`` over the
+    centred ``size x size`` window of each pixel and channel (``size`` odd; the part of the
+    window inside the frame)."""
+    return -max_filter(-x, size), max_filter(x, size)
 
 
 def _blur(x: Tensor, sigma: float) -> Tensor:
@@ -622,6 +657,8 @@ def save_spacetime(model: SpaceTimeModel, path: str | Path, half: bool = True,
                 meta.update(fluid_border="false")
         if model.moved_detail:
             meta.update(moved_detail="true")
+        if model.clamp_px:
+            meta.update(clamp_px=str(model.clamp_px))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -659,10 +696,11 @@ def load_spacetime(path: str | Path) -> SpaceTimeModel:
             band_px = int(meta.get("band_px", BAND_PX))
             crack_px = int(meta["crack_px"]) if "crack_px" in meta else None
             fluid_px = int(meta.get("fluid_px", 0))
+            clamp_px = int(meta.get("clamp_px", 0))
         except ValueError:
             raise UserError(f"'{path}' has a malformed band width ('{meta.get('band_px')}', "
                             f"cracks '{meta.get('crack_px')}', fluid "
-                            f"'{meta.get('fluid_px')}')") from None
+                            f"'{meta.get('fluid_px')}', clamp '{meta.get('clamp_px')}')") from None
         border = meta.get("fluid_border", "true")
         if border not in ("true", "false"):
             raise UserError(f"'{path}' has a malformed fluid border '{border}' in its metadata "
@@ -674,7 +712,7 @@ def load_spacetime(path: str | Path) -> SpaceTimeModel:
         try:
             model = SpaceTimeModel(preset, correction, band_px, crack_px, fluid_px,
                                    meta.get("fluid_rule", "free"), border == "true",
-                                   moved == "true")
+                                   moved == "true", clamp_px)
         except ValueError as e:
             raise UserError(f"'{path}': {e} in its metadata") from None
         if model.residual and correction == "everywhere":
@@ -741,7 +779,7 @@ def learned_components(path: str | Path, device=None, work_size: int | None = WO
     if model.residual:
         kind += f", correction {model.correction}"
         kind += (_band_text(model.band_px, model.crack_px, model.fluid_px, model.fluid_rule,
-                            model.fluid_border, model.moved_detail)
+                            model.fluid_border, model.moved_detail, model.clamp_px)
                  if model.correction == "band" else "")
         kind += (f", run at {work_size} px on larger frames" if work_size is not None
                  else ", run at the frame's size")

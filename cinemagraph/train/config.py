@@ -121,7 +121,9 @@ class SpaceTimeModelConfig:
     band covers the border the layers add around the photo too (false: the hole band alone
     there, so nothing is guessed beyond the photo's edge), and ``moved_detail`` whether the
     correction's detail applies outside both bands where the points seen have moved (band
-    correction only); ``gate_lr``: the
+    correction only), and ``clamp_px`` (0: off; odd) the window within whose colours of the
+    built-in frame the correction keeps the pixels that points cover (band correction only);
+    ``gate_lr``: the
     learning rate of the gate (null: ``train.lr``; it starts at ``sigmoid(2)``, where its
     gradient is small, so it may need a higher one; 0 keeps it fixed); ``ema``: the decay of
     an exponential moving average of the weights, updated after every step (0: none; 0.999
@@ -137,6 +139,7 @@ class SpaceTimeModelConfig:
     fluid_rule: str = "free"
     fluid_border: bool = True
     moved_detail: bool = False
+    clamp_px: int = 0
     gate_lr: Optional[float] = None
     ema: float = 0.0
     ndf: int = 64

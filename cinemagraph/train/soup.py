@@ -62,7 +62,7 @@ def sha256(path: Path) -> str:
 
 def _settings(model) -> tuple:
     return (model.preset, model.correction, model.band_px, model.crack_px, model.fluid_px,
-            model.fluid_rule, model.fluid_border, model.moved_detail)
+            model.fluid_rule, model.fluid_border, model.moved_detail, model.clamp_px)
 
 
 def soup(paths: list[Path], weights: list[float] | None = None):

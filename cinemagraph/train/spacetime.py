@@ -148,10 +148,10 @@ class SpaceTimeTrainer(Trainer):
         try:
             model.set_correction(s.model.correction, s.model.band_px, s.model.crack_px,
                                  s.model.fluid_px, s.model.fluid_rule, s.model.fluid_border,
-                                 s.model.moved_detail)
+                                 s.model.moved_detail, s.model.clamp_px)
         except ValueError as e:
             raise UserError("spacetime.model.correction / band_px / crack_px / fluid_px / "
-                            f"fluid_rule / fluid_border / moved_detail: {e}") from None
+                            f"fluid_rule / fluid_border / moved_detail / clamp_px: {e}") from None
         self.model = model.to(device).train()
         if not 0.0 <= s.data.thin_lines <= 1.0:
             raise UserError(f"spacetime.data.thin_lines={s.data.thin_lines}: give a share in "

@@ -1,4 +1,5 @@
 import csv
+import logging
 
 import pytest
 import torch
@@ -38,7 +39,7 @@ def _rows(path):
 
 
 def test_the_pick_is_the_best_validation_psnr_and_scores_as_the_comparison_does(
-        validation, run, tmp_path, monkeypatch, capsys):
+        validation, run, tmp_path, monkeypatch, capsys, caplog):
     out = tmp_path / "select.csv"
     assert select_main([str(run), "--data", str(validation), "--device", "cpu",
                         "--out", str(out)]) == 0
@@ -58,8 +59,12 @@ def test_the_pick_is_the_best_validation_psnr_and_scores_as_the_comparison_does(
     (tmp_path / "w" / OWN_WEIGHTS).write_bytes((run / "checkpoints" / "step_0000002.safetensors")
                                                .read_bytes())
     monkeypatch.setenv("CINEMAGRAPH_WEIGHTS", str(tmp_path / "w"))
+    caplog.set_level(logging.INFO, logger="cinemagraph.eval.compare")
     assert compare_main(["--data", str(validation), "--split", "train", "--methods",
                          "ours-learned", "--out", str(tmp_path / "cmp"), "--device", "cpu"]) == 0
+    # The log names the weights that were scored.
+    assert "ours-learned: learned feature network + image decoder" in caplog.text
+    assert str(tmp_path / "w" / OWN_WEIGHTS) in caplog.text
     with open(tmp_path / "cmp" / "per_scene.csv", newline="") as f:
         scenes = list(csv.DictReader(f))
     assert float(rows[bad]["psnr"]) == pytest.approx(

@@ -578,6 +578,61 @@ def test_moved_detail_sharpens_where_points_moved_outside_the_bands_and_nowhere_
     assert trainer.model.moved_detail is True
 
 
+def test_the_clamp_keeps_covered_pixels_within_their_neighbours_colours(tmp_path):
+    from cinemagraph.models.decoder import CompositingDecoder, SplattedFrame
+    from cinemagraph.models.spacetime import _moved, local_range
+
+    loose, held, g = _random_band_pair(13, 63, clamp_px=3)
+    h, w = 48, 64
+    alpha = torch.ones(1, 1, h, w)
+    alpha[..., 20:28, 4:12] = 0.0  # a hole on the left
+    feats = torch.rand(1, 4 + loose.feature_channels, h, w, generator=g)
+    feats[:, 3:4] = 1.0
+    water = torch.zeros(1, 1, h, w)
+    water[..., 28:, 32:] = 1.0  # moving points, bottom right
+    shift = torch.randn(1, 2, h, w, generator=g)
+    frame = SplattedFrame(feats * alpha, alpha, torch.ones(1, 1, h, w), shift, water)
+    other = SplattedFrame(feats.roll(3, -1) * alpha, alpha, torch.ones(1, 1, h, w), shift, water)
+    with torch.no_grad():
+        base, confidence = CompositingDecoder().fill_batch([frame], [other], [0.5])
+        before, after = loose.decode(frame, other, 0.5), held.decode(frame, other, 0.5)
+    low, high = local_range(base, 3)
+    assert torch.equal(low, -torch.nn.functional.max_pool2d(-base, 3, 1, 1))
+    assert torch.equal(high, torch.nn.functional.max_pool2d(base, 3, 1, 1))
+    covered = (confidence == 1).expand_as(base)
+    hole = (confidence == 0).expand_as(base)
+    assert covered.sum() > 0.8 * base.numel() and hole.any()
+    # Covered pixels (the hole band's and the fluid band's) stay within the colours of the
+    # built-in frame's 3x3 pixels around them; in holes the correction applies whole.
+    assert (after[covered] >= low[covered] - 1e-6).all()
+    assert (after[covered] <= high[covered] + 1e-6).all()
+    assert torch.equal(after[hole], before[hole])
+    outside = covered & ((before < low - 1e-3) | (before > high + 1e-3))
+    assert outside.sum() > 100  # the loose correction does leave the range there
+    # Where the whole correction would stay within the range, nothing changes.
+    with torch.no_grad():
+        x0, x1 = held._maps(frame, other)
+        extra = torch.cat([base, confidence, _moved(frame, other)], 1)
+        target = base + 2.0 * (held.img_decoder(x0, x1, 0.5, extra) - 0.5)
+    inside = covered & (target >= low) & (target <= high)
+    assert inside.sum() > 100
+    assert torch.allclose(after[inside], before[inside], atol=1e-6)
+    # Kept in the file and its log line; wrong widths and other corrections refused.
+    described = _kept_in_the_file(tmp_path, held, loose, "clamp_px")
+    assert "covered pixels within their 3x3 neighbours' colours" in described
+    for bad in (2, -1, True, 2.5):
+        with pytest.raises(ValueError, match="clamp window"):
+            SpaceTimeModel("small", correction="band", clamp_px=bad)
+    with pytest.raises(ValueError, match="the clamp needs the band correction"):
+        SpaceTimeModel("small", correction="gate", clamp_px=3)
+    start = ["experiment=spacetime_small", f"spacetime.model.init={tmp_path / 'off.safetensors'}",
+             "spacetime.model.correction=band", "spacetime.model.band_px=9",
+             "spacetime.model.fluid_px=63"]
+    trainer = SpaceTimeTrainer(config(start + ["spacetime.model.clamp_px=5"] + SMALL),
+                               tmp_path / "run", torch.device("cpu"))
+    assert trainer.model.clamp_px == 5
+
+
 def _kept_in_the_file(tmp_path, on, off, setting: str) -> str:
     """Save ``on`` and ``off`` (as ``on.safetensors`` and ``off.safetensors``), check that each
     loads with its own ``setting``, and return the log description of ``on``'s file."""
@@ -616,7 +671,11 @@ def _extra(model, frame):
                                            ({"correction": "band", "moved_detail": "yes"},
                                             "malformed moved detail"),
                                            ({"correction": "gate", "moved_detail": "true"},
-                                            "needs the band correction")])
+                                            "needs the band correction"),
+                                           ({"correction": "band", "clamp_px": "wide"},
+                                            "malformed band width"),
+                                           ({"correction": "band", "clamp_px": "4"},
+                                            "clamp window 4 px")])
 def test_a_file_naming_an_unknown_correction_fails_in_one_line(meta, problem, tmp_path):
     from safetensors.torch import save_file
 
