@@ -288,7 +288,8 @@ class SpaceTimeTrainer(Trainer):
             if self.ema is not None:
                 meta["ema"] = self.cfg.spacetime.model.ema
             save_spacetime(self.model if self.ema is None else self.ema,
-                           path.with_suffix(".safetensors"), half=False, metadata=meta)
+                           path.with_suffix(".safetensors"),
+                           half=self.cfg.spacetime.model.save_fp16, metadata=meta)
             for old in sorted(path.parent.glob("step_*.safetensors")):
                 if not old.with_suffix(".pt").exists():
                     old.unlink()

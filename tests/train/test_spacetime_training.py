@@ -1295,6 +1295,37 @@ def test_a_spacetime_run_writes_sample_frames_and_resumes_where_it_stopped(tmp_p
     assert [int(r["step"]) for r in csv.DictReader(open(tmp_path / "metrics.csv"))] == [1, 2, 3]
 
 
+def test_the_weight_files_may_be_written_in_fp16_and_resuming_keeps_fp32(tmp_path):
+    from safetensors import safe_open
+
+    def run(name, *over):
+        cfg = config(["experiment=spacetime_small", "trainer.steps=1", "trainer.checkpoint_every=1"]
+                     + list(over) + SMALL)
+        trainer = SpaceTimeTrainer(cfg, tmp_path / name, torch.device("cpu"))
+        trainer.run()
+        path = tmp_path / name / "checkpoints" / "step_0000001.safetensors"
+        with safe_open(str(path), "pt") as f:
+            found = {f.get_tensor(k).dtype for k in f.keys()}
+        return cfg, trainer, path, found
+
+    _, _, full, kinds = run("fp32")
+    assert kinds == {torch.float32}
+    cfg, trainer, half, kinds = run("fp16", "spacetime.model.save_fp16=true")
+    assert kinds == {torch.float16}
+    assert half.stat().st_size < 0.6 * full.stat().st_size
+    # The fp16 file loads into fp32 parameters within fp16 rounding of the run's weights.
+    loaded = load_spacetime(half).state_dict()
+    for k, v in trainer.model.state_dict().items():
+        assert loaded[k].dtype == v.dtype
+        assert torch.allclose(loaded[k], v, rtol=1e-3, atol=1e-4), k
+    # Resuming reads the .pt checkpoint: the fp32 weights exactly.
+    cfg.trainer.steps = 2
+    again = SpaceTimeTrainer(cfg, tmp_path / "fp16", torch.device("cpu"))
+    assert again.step == 1
+    for k, v in trainer.model.state_dict().items():
+        assert torch.equal(again.model.state_dict()[k], v), k
+
+
 def test_a_moving_average_of_the_weights_is_what_the_weight_files_hold(tmp_path):
     cfg = config(["experiment=spacetime_small", "trainer.steps=2", "trainer.checkpoint_every=1",
                   "spacetime.model.ema=0.75"] + SMALL)
