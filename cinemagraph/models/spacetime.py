@@ -66,9 +66,11 @@ Where the correction applies (``correction``, :data:`CORRECTIONS`, kept in the w
   built-in frame over the ``clamp_px x clamp_px`` pixels around it (:func:`local_range`),
   in the hole band in proportion to the composite's confidence (holes keep the whole
   correction), over the fluid band and the moved detail wholly. So it may re-blend,
-  sharpen and mend seams with the colours around a pixel, but not draw a colour that is
-  not there: no halo past an edge, no line darker than the rows beside it, no dark band
-  over an invented border, no grey over a dark glove from the sky beyond it.
+  sharpen and mend seams with the colours around a pixel, but not bring in a colour that
+  its neighbourhood lacks. It does not stop what stays within that range: at 13 px the
+  moved detail's halo past the astronaut's suit, the ``free`` rule's line on the waterfall
+  and the dark band over the seascape's invented border all pass through it
+  (``benchmarks/RESULTS.md``, twenty-fifth session).
 
 The decoder's last convolution starts at zero, so an untrained model renders exactly as the
 built-in decoder and training only has to learn what compositing gets wrong (holes, seams,
