@@ -50,6 +50,8 @@ that what holes reveal is not mostly brighter than what hid it.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -62,6 +64,8 @@ from ..render.camera import border_needed, named_path
 from ..render.pipeline import RenderSettings, plan_cloud_view
 from ..render.pointcloud import point_index
 from ..render.splat import SplatPlan
+
+log = logging.getLogger("cinemagraph.train")
 
 KINDS = ("anim", "nvs", "both")
 
@@ -227,11 +231,15 @@ def build_scene_source(data):
     if data.photos and data.split != "train":
         raise UserError(f"spacetime.data.photos is for the train split, not "
                         f"'{data.split}': the other splits' photographs stay held out")
-    from ..data.textures import photo_files
+    from ..data.textures import PHOTOS, photo_files
 
+    photos = photo_files(data.photos)
+    log.info("synthetic scenes (%s split): photograph textures from the %d built-in "
+             "photographs%s", data.split, len(PHOTOS[data.split]),
+             f" and {len(photos)} in '{data.photos}'" if photos else "")
     return SyntheticSceneSource(data.scenes, data.split, data.seed, tuple(data.size),
                                 data.frames, data.supersample, data.floaters, data.relight,
-                                photo_files(data.photos))
+                                photos)
 
 
 class SyntheticSceneSource:

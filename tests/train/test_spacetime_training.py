@@ -1102,7 +1102,9 @@ def test_relit_scenes_keep_their_shapes_and_darken_what_lies_behind():
         build_scene_source(_data(relight=-0.1))
 
 
-def test_extra_photographs_reach_the_training_scenes_of_the_train_split_only(tmp_path):
+def test_extra_photographs_reach_the_training_scenes_of_the_train_split_only(tmp_path, caplog):
+    import logging
+
     import imageio.v3 as iio
     import numpy as np
 
@@ -1112,7 +1114,11 @@ def test_extra_photographs_reach_the_training_scenes_of_the_train_split_only(tmp
     folder.mkdir()
     iio.imwrite(folder / "a.png", np.random.default_rng(0).integers(0, 256, (64, 64, 3),
                                                                      dtype=np.uint8))
-    plain, more = build_scene_source(_data()), build_scene_source(_data(photos=str(folder)))
+    with caplog.at_level(logging.INFO, logger="cinemagraph.train"):
+        plain = build_scene_source(_data())
+        assert caplog.messages[-1].endswith("from the 10 built-in photographs")
+        more = build_scene_source(_data(photos=str(folder)))
+        assert caplog.messages[-1].endswith(f"photographs and 1 in '{folder}'")
     assert plain.photos == () and more.photos == (str(folder / "a.png"),)
     differ = [not torch.equal(more.scene(i, "anim", None, [3], end=False)["image"],
                               plain.scene(i, "anim", None, [3], end=False)["image"])
