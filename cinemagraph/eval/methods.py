@@ -290,7 +290,9 @@ def _learned_components(device, weights: Path | None = None) -> Components:
     if path is None:
         raise UserError("ours-learned needs the feature network and decoder: model_STEP.pth or "
                         "cinemagraph_spacetime.safetensors in $CINEMAGRAPH_WEIGHTS or pretrained/")
-    key = (str(path), str(device))
+    # One key per device whatever its spelling: the comparison names "cuda", a frame's
+    # tensors "cuda:0".
+    key = (str(path), str(torch.empty(0, device=device).device))
     if key not in _LEARNED:
         _LEARNED.clear()  # one set at a time: a checkpoint selection goes through many
         _LEARNED[key] = learned_components(path, device)

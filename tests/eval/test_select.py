@@ -185,3 +185,24 @@ def test_selection_reads_the_validation_split_by_default():
     from cinemagraph.eval.select import build_parser
 
     assert build_parser().parse_args(["w.safetensors", "--data", "d"]).split == "val"
+
+
+
+def test_learned_weights_load_once_per_device_however_it_is_spelled(run, monkeypatch):
+    from cinemagraph.eval import methods
+    from cinemagraph.models import spacetime
+
+    loads, load = [], spacetime.learned_components
+
+    def counted(path, device=None, **kw):
+        loads.append(str(device))
+        return load(path, device, **kw)
+
+    monkeypatch.setattr(spacetime, "learned_components", counted)
+    monkeypatch.setattr(methods, "_LEARNED", {})
+    weights = run / "checkpoints" / "step_0000010.safetensors"
+    # The comparison names its device as given ("cpu:0", "cuda"); a frame's tensors name it
+    # as torch does ("cpu", "cuda:0"): one load for both.
+    first = methods._learned_components("cpu:0", weights)
+    second = methods._learned_components(torch.device("cpu"), weights)
+    assert loads == ["cpu:0"] and first.decoder is second.decoder
