@@ -25,6 +25,19 @@ from ..errors import UserError
 log = logging.getLogger("cinemagraph.train")
 
 
+def loader_warning(device_type: str, num_workers: int, cpus: int | None) -> str | None:
+    """The warning for a GPU run whose batches are made in the main process
+    (``trainer.num_workers`` 0, the default), or None. On the H200 such a spacetime run waited
+    for data 92 % of the time (1.3 steps/s instead of 4.4 with 15 workers, ``benchmarks/RESULTS.md``,
+    twenty-eighth session)."""
+    if device_type != "cuda" or num_workers > 0:
+        return None
+    hint = max(1, (cpus or 2) - 1)
+    return (f"trainer.num_workers is 0: the batches are made in the main process, and the GPU "
+            f"may wait for them most of the time; set trainer.num_workers={hint} "
+            f"(this machine's CPU count less one)")
+
+
 def distributed() -> tuple[int, int]:
     """Return ``(rank, world_size)``; 0, 1 outside ``torchrun``."""
     import torch.distributed as dist
@@ -192,6 +205,9 @@ class Trainer:
         if self.step >= t.steps:
             log.info("nothing to do: already at step %d", self.step)
             return
+        warning = loader_warning(self.device.type, t.num_workers, os.cpu_count())
+        if warning:
+            log.warning(warning)
         from tqdm import tqdm
 
         metrics_path = self.out / "metrics.csv"
