@@ -27,7 +27,8 @@ log = logging.getLogger("cinemagraph.train")
 
 def loader_warning(device_type: str, num_workers: int, cpus: int | None) -> str | None:
     """The warning for a GPU run whose batches are made in the main process
-    (``trainer.num_workers`` 0, the default), or None. On the H200 such a spacetime run waited
+    (``trainer.num_workers`` 0, the default), or None; ``cpus``: each process's share of the
+    machine's CPUs (None where unknown). On the H200 such a spacetime run waited
     for data 92 % of the time (1.3 steps/s instead of 4.4 with 15 workers, ``benchmarks/RESULTS.md``,
     twenty-eighth session)."""
     if device_type != "cuda" or num_workers > 0:
@@ -35,7 +36,7 @@ def loader_warning(device_type: str, num_workers: int, cpus: int | None) -> str 
     hint = max(1, (cpus or 2) - 1)
     return (f"trainer.num_workers is 0: the batches are made in the main process, and the GPU "
             f"may wait for them most of the time; set trainer.num_workers={hint} "
-            f"(this machine's CPU count less one)")
+            f"(each process's share of the CPUs less one)")
 
 
 def distributed() -> tuple[int, int]:
@@ -205,8 +206,10 @@ class Trainer:
         if self.step >= t.steps:
             log.info("nothing to do: already at step %d", self.step)
             return
-        warning = loader_warning(self.device.type, t.num_workers, os.cpu_count())
-        if warning:
+        cpus = os.cpu_count()
+        warning = loader_warning(self.device.type, t.num_workers,
+                                 cpus // self.world if cpus else None)
+        if warning and self.rank == 0:
             log.warning(warning)
         from tqdm import tqdm
 
