@@ -72,6 +72,13 @@ Where the correction applies (``correction``, :data:`CORRECTIONS`, kept in the w
   and the dark band over the seascape's invented border all pass through it
   (``benchmarks/RESULTS.md``, twenty-fifth session).
 
+A residual model may hold a ``refiner`` (``refiner`` > 0: the base width of a second, smaller
+image decoder, :data:`REFINER_EXTRA`): it sees what the decoder sees and the decoder's
+correction, and adds its own correction to it, before the rules above apply; its last
+convolution starts at zero, so a model given a refiner renders exactly as it did, and the
+refiner can be trained alone on top of trained weights (``spacetime.model.freeze_base``)
+without first undoing what they learned.
+
 The decoder's last convolution starts at zero, so an untrained model renders exactly as the
 built-in decoder and training only has to learn what compositing gets wrong (holes, seams,
 blur). A small network trained from scratch to reproduce whole frames stayed 6 dB below compositing
@@ -158,6 +165,9 @@ MOVED_DETAIL_PX = 1.0
 #: of what splatting blurs. At :data:`DETAIL_SIGMA` (4 px) it also brightened the astronaut
 #: photo's dark boot, a region about 20 px across, by 3 steps on a zooming camera.
 MOVED_DETAIL_SIGMA = 1.5
+#: What a refiner sees besides the decoder's inputs (:class:`SpaceTimeModel`): the decoder's
+#: correction (RGB, in ``[-1, 1]``).
+REFINER_EXTRA = 3
 #: The file name of our own weights in ``pretrained/``.
 OWN_WEIGHTS = "cinemagraph_spacetime.safetensors"
 
@@ -259,11 +269,14 @@ class SpaceTimeModel(nn.Module):
     where the decoder's correction applies (``correction``, one of :data:`CORRECTIONS`; the
     band is ``band_px`` wide, ``crack_px`` around cracks, ``fluid_px`` around moving points,
     over the photo's border too where ``fluid_border``; :func:`hole_band`, :func:`fluid_band`;
-    and its detail where points moved, outside both, where ``moved_detail``)."""
+    and its detail where points moved, outside both, where ``moved_detail``); and, with
+    ``refiner`` > 0, a second image decoder of that base width that adds to the correction
+    (module docstring)."""
 
     def __init__(self, preset: str = "official", correction: str = "gate", band_px: int = BAND_PX,
                  crack_px: int | None = None, fluid_px: int = 0, fluid_rule: str = "free",
-                 fluid_border: bool = True, moved_detail: bool = False, clamp_px: int = 0):
+                 fluid_border: bool = True, moved_detail: bool = False, clamp_px: int = 0,
+                 refiner: int = 0):
         super().__init__()
         if preset not in FEATURE_PRESETS:
             raise ValueError(f"unknown preset '{preset}' (one of {', '.join(PRESETS)})")
@@ -289,6 +302,34 @@ class SpaceTimeModel(nn.Module):
         self.moved_detail = moved_detail
         self.clamp_px = clamp_px
         self.gate = GeometryGate() if self.correction == "gate" else None
+        self.refiner: ImgDecoder | None = None
+        self.add_refiner(refiner)
+
+    def add_refiner(self, width: int) -> None:
+        """Give the model a refiner of base width ``width`` (0: none; nothing changes), whose
+        correction starts at zero (logged). A model that has one keeps it; another width is a
+        ValueError."""
+        width = int(width)
+        if width < 0:
+            raise ValueError(f"refiner width {width}: give 0 (none) or a base width such as 8")
+        if width == 0 or (self.refiner is not None and width == self.refiner_width):
+            return
+        if self.refiner is not None:
+            raise ValueError(f"the model holds a refiner of width {self.refiner_width}, not "
+                             f"{width}")
+        if not self.residual:
+            raise ValueError(f"the '{self.preset}' preset has no residual correction to refine")
+        dev = self.img_decoder.outc.conv.weight.device
+        self.refiner = ImgDecoder(in_ch=self.img_decoder.in_ch, out_ch=3, base=width,
+                                  extra_ch=self.img_decoder.extra_ch + REFINER_EXTRA).to(dev)
+        nn.init.zeros_(self.refiner.outc.conv.weight)
+        nn.init.zeros_(self.refiner.outc.conv.bias)
+        log.info("the decoder's correction gets a refiner of width %d (starting at zero)", width)
+
+    @property
+    def refiner_width(self) -> int:
+        """The refiner's base width (0: none)."""
+        return 0 if self.refiner is None else self.refiner.firstconv.out_channels
 
     def set_correction(self, correction: str, band_px: int = BAND_PX,
                        crack_px: int | None = None, fluid_px: int = 0,
@@ -392,6 +433,8 @@ class SpaceTimeModel(nn.Module):
                 geometry = torch.cat([extra[:, 3:], x0[:, 3:4], x1[:, 3:4], x0[:, -1:],
                                       x1[:, -1:], time], 1)
         out = 2.0 * (self.img_decoder(x0, x1, t, extra) - 0.5)
+        if self.refiner is not None:
+            out = out + 2.0 * (self.refiner(x0, x1, t, torch.cat([extra, out], 1)) - 0.5)
         if self.correction == "everywhere":  # our weights of the sixth session
             return (base + out[..., :h, :w]).clamp(0, 1)
         if self.correction == "band":
@@ -661,6 +704,8 @@ def save_spacetime(model: SpaceTimeModel, path: str | Path, half: bool = True,
             meta.update(moved_detail="true")
         if model.clamp_px:
             meta.update(clamp_px=str(model.clamp_px))
+        if model.refiner is not None:
+            meta.update(refiner=str(model.refiner_width))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -699,10 +744,12 @@ def load_spacetime(path: str | Path) -> SpaceTimeModel:
             crack_px = int(meta["crack_px"]) if "crack_px" in meta else None
             fluid_px = int(meta.get("fluid_px", 0))
             clamp_px = int(meta.get("clamp_px", 0))
+            refiner = int(meta.get("refiner", 0))
         except ValueError:
             raise UserError(f"'{path}' has a malformed band width ('{meta.get('band_px')}', "
                             f"cracks '{meta.get('crack_px')}', fluid "
-                            f"'{meta.get('fluid_px')}', clamp '{meta.get('clamp_px')}')") from None
+                            f"'{meta.get('fluid_px')}', clamp '{meta.get('clamp_px')}', "
+                            f"refiner '{meta.get('refiner')}')") from None
         border = meta.get("fluid_border", "true")
         if border not in ("true", "false"):
             raise UserError(f"'{path}' has a malformed fluid border '{border}' in its metadata "
@@ -714,7 +761,7 @@ def load_spacetime(path: str | Path) -> SpaceTimeModel:
         try:
             model = SpaceTimeModel(preset, correction, band_px, crack_px, fluid_px,
                                    meta.get("fluid_rule", "free"), border == "true",
-                                   moved == "true", clamp_px)
+                                   moved == "true", clamp_px, refiner)
         except ValueError as e:
             raise UserError(f"'{path}': {e} in its metadata") from None
         if model.residual and correction == "everywhere":
@@ -783,6 +830,7 @@ def learned_components(path: str | Path, device=None, work_size: int | None = WO
         kind += (_band_text(model.band_px, model.crack_px, model.fluid_px, model.fluid_rule,
                             model.fluid_border, model.moved_detail, model.clamp_px)
                  if model.correction == "band" else "")
+        kind += f", refiner {model.refiner_width}" if model.refiner is not None else ""
         kind += (f", run at {work_size} px on larger frames" if work_size is not None
                  else ", run at the frame's size")
     else:

@@ -123,7 +123,10 @@ class SpaceTimeModelConfig:
     correction's detail applies outside both bands where the points seen have moved (band
     correction only), and ``clamp_px`` (0: off; odd) the window within whose colours of the
     built-in frame the correction keeps the pixels that points cover (band correction only);
-    ``gate_lr``: the
+    ``refiner``: give the model a refiner of this base width (0: none; weights from ``init``
+    keep theirs), a second image decoder that adds to the correction, starting at zero;
+    ``freeze_base``: train the refiner alone, the feature network, decoder and gate fixed
+    (so training starts from what ``init`` renders and cannot first undo it); ``gate_lr``: the
     learning rate of the gate (null: ``train.lr``; it starts at ``sigmoid(2)``, where its
     gradient is small, so it may need a higher one; 0 keeps it fixed); ``ema``: the decay of
     an exponential moving average of the weights, updated after every step (0: none; 0.999
@@ -143,6 +146,8 @@ class SpaceTimeModelConfig:
     fluid_border: bool = True
     moved_detail: bool = False
     clamp_px: int = 0
+    refiner: int = 0
+    freeze_base: bool = False
     gate_lr: Optional[float] = None
     ema: float = 0.0
     save_fp16: bool = False

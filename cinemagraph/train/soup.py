@@ -9,7 +9,7 @@ to sum to 1). Integer buffers (batch-norm step counters) are taken from the firs
 mean is only meaningful for weights fine-tuned from the same starting weights (checkpoints of
 one run, or runs that start from one file with other data seeds): unrelated weights average
 to a broken network. The files must agree in preset, where the correction applies, its band,
-crack and fluid widths, the fluid rule and border (the metadata that
+crack and fluid widths, the fluid rule and border, the clamp and the refiner (the metadata that
 :func:`cinemagraph.models.spacetime.load_spacetime` reads) and every key's shape; otherwise
 a one-line error names the first difference.
 
@@ -62,7 +62,8 @@ def sha256(path: Path) -> str:
 
 def _settings(model) -> tuple:
     return (model.preset, model.correction, model.band_px, model.crack_px, model.fluid_px,
-            model.fluid_rule, model.fluid_border, model.moved_detail, model.clamp_px)
+            model.fluid_rule, model.fluid_border, model.moved_detail, model.clamp_px,
+            model.refiner_width)
 
 
 def soup(paths: list[Path], weights: list[float] | None = None):
@@ -77,7 +78,7 @@ def soup(paths: list[Path], weights: list[float] | None = None):
     total = sum(weights)
     first = load_spacetime(paths[0])
     names = ("preset", "correction", "band width", "crack width", "fluid width", "fluid rule",
-             "fluid border", "moved detail")
+             "fluid border", "moved detail", "clamp width", "refiner width")
     state = first.state_dict()
     mixed = {k: v.double() * (weights[0] / total) if v.is_floating_point() else v.clone()
              for k, v in state.items()}

@@ -152,6 +152,19 @@ class SpaceTimeTrainer(Trainer):
         except ValueError as e:
             raise UserError("spacetime.model.correction / band_px / crack_px / fluid_px / "
                             f"fluid_rule / fluid_border / moved_detail / clamp_px: {e}") from None
+        try:
+            model.add_refiner(s.model.refiner)
+        except ValueError as e:
+            raise UserError(f"spacetime.model.refiner={s.model.refiner}: {e}") from None
+        if s.model.freeze_base:
+            if model.refiner is None:
+                raise UserError("spacetime.model.freeze_base=true leaves nothing to train: give "
+                                "spacetime.model.refiner a width (such as 8) or init weights "
+                                "that hold a refiner")
+            for name, p in model.named_parameters():
+                p.requires_grad_(name.startswith("refiner."))
+            log.info("training the refiner alone: the feature network, decoder and gate stay "
+                     "as '%s' holds them", s.model.init)
         self.model = model.to(device).train()
         if not 0.0 <= s.data.thin_lines <= 1.0:
             raise UserError(f"spacetime.data.thin_lines={s.data.thin_lines}: give a share in "
@@ -168,8 +181,9 @@ class SpaceTimeTrainer(Trainer):
             from torch.nn.parallel import DistributedDataParallel as DDP
 
             self.render, self.D = DDP(self.render), DDP(self.D)
-        gate = list(model.gate.parameters()) if model.gate is not None else []
-        rest = [p for name, p in model.named_parameters() if not name.startswith("gate.")]
+        gate = [p for p in model.gate.parameters() if p.requires_grad] if model.gate is not None else []
+        rest = [p for name, p in model.named_parameters()
+                if not name.startswith("gate.") and p.requires_grad]
         groups = [{"params": rest}]
         if gate:
             rate = cfg.train.lr if s.model.gate_lr is None else s.model.gate_lr

@@ -633,6 +633,68 @@ def test_the_clamp_keeps_covered_pixels_within_their_neighbours_colours(tmp_path
     assert trainer.model.clamp_px == 5
 
 
+def test_a_refiner_starts_at_zero_obeys_the_band_and_trains_alone_on_fixed_weights(tmp_path):
+    from cinemagraph.models.decoder import CompositingDecoder, SplattedFrame
+    from cinemagraph.models.spacetime import save_spacetime
+
+    plain, refined, g = _random_band_pair(17, 0)
+    refined.add_refiner(4)
+    refined.eval()
+    h, w = 48, 64
+    alpha = torch.ones(1, 1, h, w)
+    alpha[..., 20:28, 4:12] = 0.0  # a hole on the left
+    feats = torch.rand(1, 4 + plain.feature_channels, h, w, generator=g)
+    feats[:, 3:4] = 1.0
+    frame = SplattedFrame(feats * alpha, alpha, torch.ones(1, 1, h, w), torch.zeros(1, 2, h, w),
+                          torch.zeros(1, 1, h, w))
+    with torch.no_grad():
+        base, _ = CompositingDecoder().fill_batch([frame], [frame], [0.5])
+        before = plain.decode(frame, frame, 0.5)
+        # Its last convolution starts at zero: the model renders as it did.
+        assert torch.equal(refined.decode(frame, frame, 0.5), before)
+        torch.nn.init.normal_(refined.refiner.outc.conv.weight, std=0.05, generator=g)
+        after = refined.decode(frame, frame, 0.5)
+    # It changes the correction, only where the band lets any correction through.
+    changed = (after - before).abs().amax(1)[0] > 1e-4
+    assert changed[20:28, 4:12].all()
+    assert not changed[:, 40:].any()  # beyond the 9-px band the frame stays the built-in one
+    assert torch.equal(after[..., 40:], base[..., 40:])
+    # Kept in the file (width in the metadata) and its log line; widths checked.
+    described = _kept_in_the_file(tmp_path, refined, plain, "refiner_width")
+    assert "refiner 4" in described
+    loaded = load_spacetime(tmp_path / "on.safetensors")
+    with torch.no_grad():
+        assert torch.allclose(loaded.decode(frame, frame, 0.5), after, atol=1e-6)
+    loaded.add_refiner(4)  # the same width: kept
+    with pytest.raises(ValueError, match="holds a refiner of width 4, not 8"):
+        loaded.add_refiner(8)
+    with pytest.raises(ValueError, match="no residual correction"):
+        SpaceTimeModel("official", refiner=4)
+    # Trained alone from weights without one: the rest stays exactly as the file holds it.
+    start = ["experiment=spacetime_small", f"spacetime.model.init={tmp_path / 'off.safetensors'}",
+             "spacetime.model.correction=band", "spacetime.model.band_px=9",
+             "trainer.steps=2", "trainer.checkpoint_every=2"]
+    run = start + ["spacetime.model.refiner=4", "spacetime.model.freeze_base=true"]
+    trainer = SpaceTimeTrainer(config(run + SMALL), tmp_path / "run", torch.device("cpu"))
+    fixed = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    trainer.run()
+    saved = load_spacetime(tmp_path / "run" / "checkpoints" / "step_0000002.safetensors")
+    assert saved.refiner_width == 4
+    moved = 0
+    for k, v in saved.state_dict().items():
+        if k.startswith("refiner."):
+            moved += not torch.equal(v, fixed[k])
+        else:
+            assert torch.equal(v, fixed[k]), k
+    assert moved > 0
+    with pytest.raises(UserError, match="leaves nothing to train"):
+        SpaceTimeTrainer(config(start + ["spacetime.model.freeze_base=true"] + SMALL),
+                         tmp_path / "run2", torch.device("cpu"))
+    with pytest.raises(UserError, match="spacetime.model.refiner=-2"):
+        SpaceTimeTrainer(config(start + ["spacetime.model.refiner=-2"] + SMALL),
+                         tmp_path / "run3", torch.device("cpu"))
+
+
 def _kept_in_the_file(tmp_path, on, off, setting: str) -> str:
     """Save ``on`` and ``off`` (as ``on.safetensors`` and ``off.safetensors``), check that each
     loads with its own ``setting``, and return the log description of ``on``'s file."""
@@ -675,7 +737,9 @@ def _extra(model, frame):
                                            ({"correction": "band", "clamp_px": "wide"},
                                             "malformed band width"),
                                            ({"correction": "band", "clamp_px": "4"},
-                                            "clamp window 4 px")])
+                                            "clamp window 4 px"),
+                                           ({"correction": "band", "refiner": "wide"},
+                                            "malformed band width")])
 def test_a_file_naming_an_unknown_correction_fails_in_one_line(meta, problem, tmp_path):
     from safetensors.torch import save_file
 
