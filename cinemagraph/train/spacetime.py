@@ -157,6 +157,10 @@ class SpaceTimeTrainer(Trainer):
         except ValueError as e:
             raise UserError(f"spacetime.model.refiner={s.model.refiner}: {e}") from None
         if s.model.freeze_base:
+            if not s.model.init:
+                raise UserError("spacetime.model.freeze_base=true fixes the weights of "
+                                "spacetime.model.init, and none is given: name the trained "
+                                "weights to refine")
             if model.refiner is None:
                 raise UserError("spacetime.model.freeze_base=true leaves nothing to train: give "
                                 "spacetime.model.refiner a width (such as 8) or init weights "

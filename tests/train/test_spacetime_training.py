@@ -690,6 +690,10 @@ def test_a_refiner_starts_at_zero_obeys_the_band_and_trains_alone_on_fixed_weigh
     with pytest.raises(UserError, match="leaves nothing to train"):
         SpaceTimeTrainer(config(start + ["spacetime.model.freeze_base=true"] + SMALL),
                          tmp_path / "run2", torch.device("cpu"))
+    with pytest.raises(UserError, match="none is given"):
+        SpaceTimeTrainer(config(["experiment=spacetime_small", "spacetime.model.refiner=4",
+                                 "spacetime.model.freeze_base=true"] + SMALL),
+                         tmp_path / "run4", torch.device("cpu"))
     with pytest.raises(UserError, match="spacetime.model.refiner=-2"):
         SpaceTimeTrainer(config(start + ["spacetime.model.refiner=-2"] + SMALL),
                          tmp_path / "run3", torch.device("cpu"))
