@@ -199,12 +199,14 @@ class TrainerConfig:
     ``resume``: continue from the newest checkpoint in the run directory, if any;
     ``replay``: after each new batch, that many more steps on batches drawn (seeded) from the
     last ``replay_buffer`` new ones (0: every step a new batch), for when making the data,
-    not the step, is the limit; ``pin_memory``: the loader copies each batch into page-locked
-    memory before the step moves it to a GPU."""
+    not the step, is the limit; ``num_workers``: the loader's worker processes (-1, the
+    default: on a GPU each process's share of the CPUs less one, on the CPU none;
+    :func:`~cinemagraph.train.loop.loader_workers`); ``pin_memory``: the loader copies each
+    batch into page-locked memory before the step moves it to a GPU."""
 
     steps: int = 1000
     batch_size: int = 1
-    num_workers: int = 0
+    num_workers: int = -1
     log_every: int = 10
     checkpoint_every: int = 500
     sample_every: int = 500

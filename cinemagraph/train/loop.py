@@ -25,18 +25,41 @@ from ..errors import UserError
 log = logging.getLogger("cinemagraph.train")
 
 
+#: ``trainer.num_workers`` for "choose for me" (the default): :func:`loader_workers`.
+AUTO_WORKERS = -1
+
+
+def loader_workers(num_workers: int, device_type: str, cpus: int | None) -> int:
+    """The loader's worker processes for ``trainer.num_workers``: that many when
+    ``num_workers`` >= 0; for :data:`AUTO_WORKERS`, on a GPU each process's share of the
+    machine's CPUs (``cpus``; 1 worker where None, unknown) less one, and on the CPU none,
+    where the main process's own computation needs the cores. Other values are a UserError.
+
+    The items are seeded by their index, so the count changes the speed, not the batches (to
+    float rounding: a worker computes with one thread). On the H200 a spacetime run with its
+    batches made in the main process waited for data 92 % of the time (1.3 steps/s instead of
+    4.4 with 15 workers, ``benchmarks/RESULTS.md``, twenty-eighth session)."""
+    if num_workers >= 0:
+        return int(num_workers)
+    if num_workers != AUTO_WORKERS:
+        raise UserError(f"trainer.num_workers={num_workers}: give a count of loader processes "
+                        f"(0: none, batches made in the main process) or {AUTO_WORKERS} "
+                        "(automatic)")
+    if device_type != "cuda":
+        return 0
+    return max(1, (cpus or 2) - 1)
+
+
 def loader_warning(device_type: str, num_workers: int, cpus: int | None) -> str | None:
     """The warning for a GPU run whose batches are made in the main process
-    (``trainer.num_workers`` 0, the default), or None; ``cpus``: each process's share of the
-    machine's CPUs (None where unknown). On the H200 such a spacetime run waited
-    for data 92 % of the time (1.3 steps/s instead of 4.4 with 15 workers, ``benchmarks/RESULTS.md``,
-    twenty-eighth session)."""
-    if device_type != "cuda" or num_workers > 0:
+    (``trainer.num_workers=0`` asked for), or None; ``cpus``: each process's share of the
+    machine's CPUs (None where unknown); see :func:`loader_workers`."""
+    if device_type != "cuda" or num_workers != 0:
         return None
-    hint = max(1, (cpus or 2) - 1)
+    hint = loader_workers(AUTO_WORKERS, device_type, cpus)
     return (f"trainer.num_workers is 0: the batches are made in the main process, and the GPU "
             f"may wait for them most of the time; set trainer.num_workers={hint} "
-            f"(each process's share of the CPUs less one)")
+            f"(each process's share of the CPUs less one) or {AUTO_WORKERS} (automatic)")
 
 
 def distributed() -> tuple[int, int]:
@@ -79,6 +102,11 @@ class Trainer:
         self.step = 0
         #: Dataset items a batch takes (a task whose items hold several samples sets fewer).
         self.loader_batch_size = cfg.trainer.batch_size
+        cpus = os.cpu_count()
+        #: Each process's share of the machine's CPUs (None where unknown).
+        self.cpus = cpus // self.world if cpus else None
+        #: The loader's worker processes (:func:`loader_workers`).
+        self.workers = loader_workers(cfg.trainer.num_workers, device.type, self.cpus)
         if self.rank == 0:
             (self.out / "checkpoints").mkdir(parents=True, exist_ok=True)
 
@@ -186,10 +214,10 @@ class Trainer:
             order = self.epoch_order(epoch, len(dataset))[skip * batch_size:]
             loader = torch.utils.data.DataLoader(
                 torch.utils.data.Subset(dataset, order),
-                batch_size=batch_size, drop_last=True, num_workers=t.num_workers,
+                batch_size=batch_size, drop_last=True, num_workers=self.workers,
                 collate_fn=getattr(self, "collate", None),
                 pin_memory=self.device.type == "cuda" and t.pin_memory,
-                prefetch_factor=4 if t.num_workers else None)
+                prefetch_factor=4 if self.workers else None)
             for i, batch in enumerate(loader, start=skip):
                 yield batch
                 if i + 1 >= per_epoch:
@@ -206,11 +234,12 @@ class Trainer:
         if self.step >= t.steps:
             log.info("nothing to do: already at step %d", self.step)
             return
-        cpus = os.cpu_count()
-        warning = loader_warning(self.device.type, t.num_workers,
-                                 cpus // self.world if cpus else None)
+        warning = loader_warning(self.device.type, t.num_workers, self.cpus)
         if warning and self.rank == 0:
             log.warning(warning)
+        if t.num_workers == AUTO_WORKERS and self.rank == 0:
+            log.info("data: %d loader process(es)%s (trainer.num_workers=%d: automatic)",
+                     self.workers, " per GPU" if self.world > 1 else "", AUTO_WORKERS)
         from tqdm import tqdm
 
         metrics_path = self.out / "metrics.csv"
