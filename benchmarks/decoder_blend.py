@@ -31,6 +31,7 @@ from pathlib import Path
 import torch
 
 from cinemagraph.device import select_device
+from cinemagraph.errors import UserError
 from cinemagraph.eval import metrics
 from cinemagraph.eval.data import load_scene, scene_folders
 from cinemagraph.eval.methods import METHODS, MethodInput
@@ -103,9 +104,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.out is not None and args.out.exists():
         print(f"error: '{args.out}' exists: give another --out", file=sys.stderr)
         return 2
-    device = select_device(args.device)
-    rows = blend_scores(args.data, args.a, args.b, weights, args.split,
-                        args.cameras.split(",") if args.cameras else None, args.scenes, device)
+    try:
+        device = select_device(args.device)
+        rows = blend_scores(args.data, args.a, args.b, weights, args.split,
+                            args.cameras.split(",") if args.cameras else None, args.scenes, device)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     keys = list(dict.fromkeys(r["blend"] for r in rows))
     print(f"A = {args.a}\nB = {args.b}\n| blend (weight of B) | PSNR | gain (dB) | SSIM |\n|---|---|---|---|")
     base = metrics.mean(r["psnr"] for r in rows if r["blend"] == "builtin")
