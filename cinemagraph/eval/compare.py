@@ -17,7 +17,9 @@ scene's MSE over all frames and paths, SSIM and LPIPS averaged over them; and fr
 steps: the paths start at the source camera before anything moves, so frame 0 is the photo,
 and a method that changes it there shows it; with the number of scenes), ``per_scene.csv``
 and ``contact_sheet.png`` (the middle frame of a few scenes: ground truth, then each
-method). Deterministic: the same data give the same numbers on the same device.
+method). Deterministic: the same data give the same numbers on the same device. The table
+names the machine and library versions (:func:`environment`): other machines can differ by
+hundredths of a dB in a few scenes.
 """
 
 from __future__ import annotations
@@ -66,6 +68,36 @@ def load_config(args: argparse.Namespace):
     except Exception as e:  # omegaconf's validation errors: a wrong key or type
         raise UserError(f"bad setting: {str(e).splitlines()[0]}") from None
     return cfg
+
+
+def environment(device: torch.device) -> str:
+    """One line naming what the scores were computed on: the device (for the CPU its model,
+    the vector kernels torch uses and its thread count) and the versions of the libraries that
+    compute them. Float rounding differs between machines and builds, and a few scenes' splats
+    turn on it (``benchmarks/RESULTS.md``, thirty-first session): the same data and code can
+    score hundredths of a dB apart elsewhere."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    if device.type == "cuda":
+        where = f"{torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda})"
+    else:
+        model = platform.processor() or platform.machine()
+        try:
+            with open("/proc/cpuinfo") as f:
+                model = next((line.split(":", 1)[1].strip() for line in f
+                              if line.startswith("model name")), model)
+        except OSError:
+            pass
+        where = (f"CPU {model} ({torch.backends.cpu.get_cpu_capability()}, "
+                 f"{torch.get_num_threads()} threads)")
+    libraries = []
+    for name in ("torch", "numpy", "kornia", "scikit-image"):
+        try:
+            libraries.append(f"{name} {version(name)}")
+        except PackageNotFoundError:
+            libraries.append(f"{name} (not installed)")
+    return f"{where}; {', '.join(libraries)}"
 
 
 def _default_methods() -> list[str]:
@@ -155,7 +187,7 @@ def evaluate(cfg, progress: bool = True, weights: Path | None = None) -> dict:
         bar.close()
     return {"records": records, "methods": methods, "scenes": len(folders),
             "contact": contact, "lpips_reason": lpips_reason, "depth": cfg.depth_from,
-            "cameras": cameras}
+            "cameras": cameras, "environment": environment(device)}
 
 
 def summarize(records: list[dict]) -> dict:
@@ -181,6 +213,8 @@ def table(result: dict) -> str:
                      f"{m['frame0_window']:.1f} |")
     lines += ["", "Frame 0 worst window: the largest mean error over a 32x32 block of frame 0 "
               "(the photo, at the source camera) in 8-bit steps, the worst over scenes and paths."]
+    if result.get("environment"):
+        lines += ["", f"Computed on: {result['environment']}."]
     if result["lpips_reason"]:
         lines += ["", f"LPIPS n/a: {result['lpips_reason']}."]
     return "\n".join(lines) + "\n"

@@ -173,6 +173,11 @@ def test_estimated_depth_runs_and_the_table_says_so(dataset, tmp_path, capsys):
     assert compare_main(["--data", str(dataset), "--methods", "naive-pc", "--depth", "estimated",
                          "--out", str(tmp_path / "e"), "--device", "cpu"]) == 0
     assert "depth: estimated" in capsys.readouterr().out
+    table = (tmp_path / "e" / "table.md").read_text()
+    # The machine and the libraries that computed the scores (rounding differs between them).
+    line = next(line for line in table.splitlines() if line.startswith("Computed on: CPU "))
+    assert torch.backends.cpu.get_cpu_capability() in line
+    assert f"torch {torch.__version__.split('+')[0]}" in line and "kornia " in line
 
 
 def test_scene_psnr_is_taken_from_the_mean_error_not_averaged_over_frames():
