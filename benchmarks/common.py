@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import platform
 import statistics
 import time
 
 import torch
 
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+from cinemagraph.device import describe_device as device_name  # noqa: F401 (the scripts' import)
 
 
 def sync(device: torch.device) -> None:

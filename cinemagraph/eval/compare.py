@@ -71,33 +71,22 @@ def load_config(args: argparse.Namespace):
 
 
 def environment(device: torch.device) -> str:
-    """One line naming what the scores were computed on: the device (for the CPU its model,
-    the vector kernels torch uses and its thread count) and the versions of the libraries that
+    """One line naming what the scores were computed on: the device
+    (:func:`~cinemagraph.device.describe_device`) and the versions of the libraries that
     compute them. Float rounding differs between machines and builds, and a few scenes' splats
     turn on it (``benchmarks/RESULTS.md``, thirty-first session): the same data and code can
     score hundredths of a dB apart elsewhere."""
-    import platform
     from importlib.metadata import PackageNotFoundError, version
 
-    if device.type == "cuda":
-        where = f"{torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda})"
-    else:
-        model = platform.processor() or platform.machine()
-        try:
-            with open("/proc/cpuinfo") as f:
-                model = next((line.split(":", 1)[1].strip() for line in f
-                              if line.startswith("model name")), model)
-        except OSError:
-            pass
-        where = (f"CPU {model} ({torch.backends.cpu.get_cpu_capability()}, "
-                 f"{torch.get_num_threads()} threads)")
+    from ..device import describe_device
+
     libraries = []
     for name in ("torch", "numpy", "kornia", "scikit-image"):
         try:
             libraries.append(f"{name} {version(name)}")
         except PackageNotFoundError:
             libraries.append(f"{name} (not installed)")
-    return f"{where}; {', '.join(libraries)}"
+    return f"{describe_device(device)}; {', '.join(libraries)}"
 
 
 def _default_methods() -> list[str]:
