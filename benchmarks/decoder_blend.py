@@ -16,8 +16,9 @@ its frames and paths, SSIM averaged, both averaged over the scenes. Two uses:
   built-in frame is the composite that a residual decoder corrects, so ``w`` scales the
   correction.
 
-Prints one row per ``w`` (the built-in decoder's row first, for the gain) and writes the
-per-scene rows as CSV to ``--out``. Choose on the validation split (``--split val``), not on
+Prints one row per ``w`` (the built-in decoder's row first, for the gain) and the machine and
+library versions that computed them, and writes the per-scene rows as CSV to ``--out`` (each with
+that line, ``computed_on``). Choose on the validation split (``--split val``), not on
 the test scenes.
 """
 
@@ -33,6 +34,7 @@ import torch
 from cinemagraph.device import select_device
 from cinemagraph.errors import UserError
 from cinemagraph.eval import metrics
+from cinemagraph.eval.compare import environment
 from cinemagraph.eval.data import load_scene, scene_folders
 from cinemagraph.eval.methods import METHODS, MethodInput
 from cinemagraph.motion.field import MotionField
@@ -119,12 +121,15 @@ def main(argv: list[str] | None = None) -> int:
         psnr = metrics.mean(r["psnr"] for r in mine)
         print(f"| {key} | {psnr:.4f} | {psnr - base:+.4f} | "
               f"{metrics.mean(r['ssim'] for r in mine):.4f} |")
+    computed_on = environment(device)
+    print(f"\nComputed on: {computed_on}.")
     if args.out is not None:
         tmp = args.out.with_name(args.out.name + ".tmp")
         with tmp.open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=["scene", "blend", "psnr", "ssim"])
+            writer = csv.DictWriter(f, fieldnames=["scene", "blend", "psnr", "ssim",
+                                                   "computed_on"])
             writer.writeheader()
-            writer.writerows(rows)
+            writer.writerows({**r, "computed_on": computed_on} for r in rows)
         tmp.replace(args.out)
     return 0
 

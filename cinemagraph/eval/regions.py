@@ -74,11 +74,13 @@ class RecordingDecoder:
 def region_errors(data: Path, weights: list[Path], split: str | None = None,
                   cameras: list[str] | None = None, scenes: int | None = None,
                   device: str | torch.device = "cpu", progress: bool = False) -> dict:
-    """``{"pixels": {region: n}, "sse": {method: {region: sum}}}`` over the scenes of
-    ``data`` (``method``: ``builtin`` and each weight file's path as given), every RGB
-    channel counted as a pixel."""
+    """``{"pixels": {region: n}, "sse": {method: {region: sum}}, "environment": line}`` over
+    the scenes of ``data`` (``method``: ``builtin`` and each weight file's path as given),
+    every RGB channel counted as a pixel; ``environment`` names what computed it
+    (:func:`~cinemagraph.eval.compare.environment`)."""
     from ..motion.field import MotionField
     from ..pipeline import Components
+    from .compare import environment
     from .data import load_scene, scene_folders
     from .methods import MethodInput, _learned_components, _pipeline
 
@@ -117,7 +119,7 @@ def region_errors(data: Path, weights: list[Path], split: str | None = None,
                 bar.update(1)
     if bar is not None:
         bar.close()
-    return {"pixels": pixels, "sse": sse}
+    return {"pixels": pixels, "sse": sse, "environment": environment(device)}
 
 
 def _psnr(sse: float, n: int) -> float:
@@ -140,7 +142,8 @@ def table(result: dict) -> list[dict]:
             row = {"method": method, "region": region,
                    "pixel_share": pixels[region] / total if total else math.nan,
                    "psnr": psnr, "gain": psnr - _psnr(base[region], pixels[region]),
-                   "reduction_share": math.nan}
+                   "reduction_share": math.nan,
+                   "computed_on": result.get("environment", "")}
             if method != "builtin" and saved != 0:
                 row["reduction_share"] = (base[region] - errors[region]) / saved
             rows.append(row)
@@ -180,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         gain = "" if r["method"] == "builtin" else f"{r['gain']:+.2f}"
         print(f"| {Path(r['method']).name} | {r['region']} | {100 * r['pixel_share']:.1f} % | "
               f"{r['psnr']:.2f} | {gain} | {share} |")
+    print(f"\nComputed on: {result['environment']}.")
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         tmp = args.out.with_name(args.out.name + ".tmp")

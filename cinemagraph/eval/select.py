@@ -123,9 +123,13 @@ def select(cfg, files: list[Path], max_frame0_window: float | None = None,
     from ..models.spacetime import load_spacetime
     from .compare import evaluate, summarize
 
+    computed_on = []
+
     def score(method: str, weights: Path | None) -> tuple[dict, dict[str, float]]:
         run = OmegaConf.merge(cfg, {"methods": [method], "contact_scenes": 0})
-        records = evaluate(run, progress=False, weights=weights)["records"]
+        result = evaluate(run, progress=False, weights=weights)
+        computed_on.append(result["environment"])
+        records = result["records"]
         figures = summarize(records)
         return ({k: figures[k] for k in ("psnr", "ssim", "frame0_window")},
                 {r["scene"]: r["psnr"] for r in records})
@@ -143,7 +147,7 @@ def select(cfg, files: list[Path], max_frame0_window: float | None = None,
                 row["boxes"] = photos.changes(path, Path(work))
                 row["photo_change"] = max(float(np.abs(c).max()) for c in row["boxes"].values())
             rows.append(row)
-    return {"builtin": builtin, "rows": rows,
+    return {"builtin": builtin, "rows": rows, "environment": computed_on[0],
             "pick": pick(rows, max_frame0_window, max_photo_change)}
 
 
@@ -162,12 +166,14 @@ def table(result: dict) -> str:
         lines.append(f"| {row['weights']} | {row['psnr']:.2f} | {row['psnr'] - base['psnr']:+.2f} "
                      f"± {row['gain_se']:.2f} | {row['ssim']:.4f} | {row['frame0_window']:.1f} |"
                      f"{change} {mark} |")
+    if result.get("environment"):
+        lines += ["", f"Computed on: {result['environment']}."]
     return "\n".join(lines) + "\n"
 
 
 def save_csv(result: dict, out: Path, overwrite: bool) -> None:
     """Write the rows (the built-in decoder's first, as ``builtin``) to ``out`` by way of a
-    temporary name."""
+    temporary name; each names what computed it (``computed_on``)."""
     from .compare import _write
 
     if out.exists() and not overwrite:
@@ -180,14 +186,16 @@ def save_csv(result: dict, out: Path, overwrite: bool) -> None:
     def write(path: Path) -> None:
         with open(path, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=["weights", "psnr", "gain_se", "ssim",
-                                                   "frame0_window", *photo, "picked"])
+                                                   "frame0_window", *photo, "picked",
+                                                   "computed_on"])
             writer.writeheader()
-            writer.writerow({"weights": "builtin", **result["builtin"], "picked": 0})
+            where = {"computed_on": result.get("environment", "")}
+            writer.writerow({"weights": "builtin", **result["builtin"], "picked": 0, **where})
             for row in result["rows"]:
                 changes = {k: " ".join(f"{v:.3f}" for v in c)
                            for k, c in row.get("boxes", {}).items()}
                 writer.writerow({**{k: v for k, v in row.items() if k != "boxes"}, **changes,
-                                 "picked": int(row is result["pick"])})
+                                 "picked": int(row is result["pick"]), **where})
 
     _write(out, write)
 

@@ -66,8 +66,14 @@ def test_blends_score_the_frames_mixed_and_the_ends_are_the_two_decoders(scenes,
     argv = [str(scenes), "builtin", str(weights), "--weights", "0.5", "--cameras", "",
             "--device", "cpu", "--out", str(out)]
     assert blend.main(argv) == 0
-    assert "| 0.5 |" in capsys.readouterr().out
-    assert [r["blend"] for r in csv.DictReader(out.open())][:2] == ["builtin", "0.5"]
+    printed = capsys.readouterr().out
+    assert "| 0.5 |" in printed
+    written = list(csv.DictReader(out.open()))
+    assert [r["blend"] for r in written][:2] == ["builtin", "0.5"]
+    # What computed the numbers is named, in the table and in every row.
+    where = printed.split("Computed on: ")[1].split("\n")[0].rstrip(".")
+    assert where.startswith("CPU ") and "torch " in where
+    assert {r["computed_on"] for r in written} == {where}
     assert blend.main(argv) == 2
     assert "exists" in capsys.readouterr().err
     assert blend.main([str(scenes), "builtin", str(tmp_path / "none.safetensors")]) == 2

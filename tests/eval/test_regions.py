@@ -1,5 +1,6 @@
 """Where a decoder gains: the frame's regions and the squared error summed over them."""
 
+import csv
 import math
 
 import pytest
@@ -77,8 +78,14 @@ def test_the_regions_hold_every_pixel_and_the_whole_error(scenes, tmp_path, caps
     # The command: a table, a CSV, nothing overwritten unless asked.
     out = tmp_path / "regions.csv"
     assert main([str(untrained), "--data", str(scenes), "--device", "cpu", "--out", str(out)]) == 0
-    assert "| untrained.safetensors | border |" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "| untrained.safetensors | border |" in printed
     assert out.read_text().splitlines()[0].startswith("method,region,pixel_share,psnr")
+    # What computed the numbers is named, in the table and in every row.
+    where = printed.split("Computed on: ")[1].split("\n")[0].rstrip(".")
+    assert where.startswith("CPU ") and "torch " in where
+    with open(out, newline="") as f:
+        assert {r["computed_on"] for r in csv.DictReader(f)} == {where}
     assert main([str(untrained), "--data", str(scenes), "--device", "cpu", "--out", str(out)]) == 2
     assert "--overwrite" in capsys.readouterr().err
     assert main([str(tmp_path / "none.safetensors"), "--data", str(scenes)]) == 2

@@ -52,6 +52,10 @@ def test_the_pick_is_the_best_validation_psnr_and_scores_as_the_comparison_does(
     assert float(rows[good]["gain_se"]) < 1e-6 < float(rows[bad]["gain_se"])
     printed = capsys.readouterr().out
     assert "**picked**" in printed and "± " in printed  # the gain with its standard error
+    # The table and every row name the machine and libraries that computed them.
+    assert "\nComputed on: CPU " in printed and "torch " in printed
+    assert {r["computed_on"] for r in rows.values()} == {
+        printed.split("Computed on: ")[1].split("\n")[0].rstrip(".")}
     # The untrained residual preset renders as the built-in decoder does.
     assert float(rows[good]["psnr"]) == pytest.approx(float(rows["builtin"]["psnr"]), abs=1e-6)
     # The same numbers as the comparison gives the weights it finds by default.
