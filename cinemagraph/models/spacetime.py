@@ -88,7 +88,11 @@ and ``img_decoder``; official preset) or our safetensors with keys ``feature_net
 ``img_decoder.*`` and (residual presets) ``gate.*``, and the preset in its metadata. Files
 without the correction in their metadata are read as ``gate`` if they hold a gate, else as
 ``everywhere``, and render as they did (logged); training switches a file to the configured
-correction (:meth:`SpaceTimeModel.set_correction`).
+correction (:meth:`SpaceTimeModel.set_correction`). Our file may also hold an output
+ensemble (:class:`SpaceTimeEnsemble`, :func:`save_ensemble`): each member's tensors under
+``memberI.``, in fp16 or int8 (a weight ``KEY`` stored as int8 beside its per-output-channel
+scales ``KEY.int8_scale``), the members' shared preset and rules and their weights
+(``ensemble``) in the metadata.
 """
 
 from __future__ import annotations
@@ -168,6 +172,8 @@ MOVED_DETAIL_SIGMA = 1.5
 #: What a refiner sees besides the decoder's inputs (:class:`SpaceTimeModel`): the decoder's
 #: correction (RGB, in ``[-1, 1]``).
 REFINER_EXTRA = 3
+#: Where an int8-stored tensor ``KEY`` of our files keeps its per-channel scales: ``KEY`` + this.
+INT8_SCALE = ".int8_scale"
 #: The file name of our own weights in ``pretrained/``.
 OWN_WEIGHTS = "cinemagraph_spacetime.safetensors"
 
@@ -621,6 +627,151 @@ def _shrink(frame: SplattedFrame, shape: tuple[int, int]) -> SplattedFrame:
     return SplattedFrame(area(frame.features), alpha, depth, displacement, moving)
 
 
+#: The settings that the members of a :class:`SpaceTimeEnsemble` share (attribute names).
+ENSEMBLE_SHARED = ("preset", "correction", "band_px", "crack_px", "fluid_px", "fluid_rule",
+                   "fluid_border", "moved_detail", "clamp_px", "refiner_width")
+
+
+class SpaceTimeEnsemble(nn.Module):
+    """An output ensemble of residual :class:`SpaceTimeModel` s: their frames mixed by fixed
+    ``weights`` (normalised to sum to 1). The members share preset and rules
+    (:data:`ENSEMBLE_SHARED`), so the mix applies where each would correct.
+
+    Each member's feature network sees the same layers; their features go side by side after
+    the shared ``[RGB, 1]`` (:meth:`features`), so one splat carries all of them (splatting is
+    linear per channel), and :meth:`decode` hands each member its own channels. The frames
+    are those of rendering once with each member and mixing them, as
+    ``benchmarks/decoder_blend.py`` scores them."""
+
+    def __init__(self, members: list[SpaceTimeModel], weights: list[float]):
+        super().__init__()
+        if len(members) < 2 or len(weights) != len(members):
+            raise ValueError("an ensemble needs two or more members and one weight each")
+        if not all(m.residual for m in members):
+            raise ValueError("only residual presets (base, small) make an ensemble")
+        if not all(w > 0 for w in weights):
+            raise ValueError("give each member a weight above 0")
+        for name in ENSEMBLE_SHARED:
+            values = {repr(getattr(m, name)) for m in members}
+            if len(values) > 1:
+                raise ValueError(f"the members differ in {name} ({', '.join(sorted(values))})")
+        self.members = nn.ModuleList(members)
+        total = float(sum(weights))
+        self.weights = tuple(float(w) / total for w in weights)
+
+    def __getattr__(self, name: str):
+        # The shared settings (preset, residual, correction, widths...) are the first member's.
+        if name in ENSEMBLE_SHARED or name in ("residual", "refiner"):
+            return getattr(self._modules["members"][0], name)
+        return super().__getattr__(name)
+
+    @property
+    def feature_channels(self) -> int:
+        return sum(m.feature_channels for m in self.members)
+
+    def features(self, ldi: LayeredDepthImage) -> Tensor:
+        """``(L, 4 + C, H, W)``: ``[RGB, 1]`` and every member's features, in member order."""
+        cover = ldi.coverage.to(ldi.color.dtype)
+        rgba = torch.cat([ldi.color * cover, cover], dim=1)
+        return torch.cat([ldi.color, torch.ones_like(ldi.depth), self.feature_map(rgba)], dim=1)
+
+    def feature_map(self, rgba: Tensor) -> Tensor:
+        return torch.cat([m.feature_map(rgba) for m in self.members], dim=1)
+
+    def _member_frame(self, frame: SplattedFrame | None, i: int) -> SplattedFrame | None:
+        if frame is None:
+            return None
+        start = 4 + sum(m.feature_channels for m in self.members[:i])
+        own = frame.features[:, start:start + self.members[i].feature_channels]
+        return frame._replace(features=torch.cat([frame.features[:, :4], own], 1))
+
+    def decode(self, forward: SplattedFrame, backward: SplattedFrame | None, time: float) -> Tensor:
+        """The members' frames (each clamped to [0, 1]) mixed by :attr:`weights`."""
+        frames = [m.decode(self._member_frame(forward, i), self._member_frame(backward, i),
+                           time).clamp(0, 1) for i, m in enumerate(self.members)]
+        return sum(w * f for w, f in zip(self.weights, frames)).clamp(0, 1)
+
+
+def _quantize(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """``state`` with every floating tensor of two or more dimensions stored as int8, one
+    scale per output channel (its largest magnitude over 127) in ``KEY.int8_scale`` (fp32);
+    the rest fp16."""
+    out = {}
+    for key, value in state.items():
+        value = value.detach().cpu()
+        if value.is_floating_point() and value.dim() >= 2:
+            flat = value.float().reshape(value.shape[0], -1)
+            scale = flat.abs().amax(1).clamp_min(1e-12) / 127.0
+            out[key] = (flat / scale[:, None]).round().clamp(-127, 127).to(torch.int8) \
+                .reshape(value.shape).contiguous()
+            out[key + INT8_SCALE] = scale.contiguous()
+        else:
+            out[key] = (value.half() if value.is_floating_point() else value).contiguous()
+    return out
+
+
+def _dequantize(state: dict[str, Tensor], path: Path) -> dict[str, Tensor]:
+    """``state`` with int8-stored tensors (:func:`_quantize`) back in fp32; others as they are."""
+    if not any(k.endswith(INT8_SCALE) for k in state):
+        return state
+    out = {}
+    for key, value in state.items():
+        if key.endswith(INT8_SCALE):
+            continue
+        scale = state.get(key + INT8_SCALE)
+        if scale is None:
+            out[key] = value
+            continue
+        if value.dtype != torch.int8 or scale.shape != value.shape[:1]:
+            raise UserError(f"'{path}' holds a malformed int8 tensor '{key}': download or make "
+                            "the file again")
+        out[key] = value.float() * scale.float().reshape(-1, *([1] * (value.dim() - 1)))
+    return out
+
+
+def save_ensemble(ensemble: SpaceTimeEnsemble, path: str | Path, int8: bool = False,
+                  metadata: dict | None = None) -> None:
+    """Write ``ensemble`` as one safetensors file (each member's tensors under ``memberI.``,
+    fp16, or int8 with ``int8``; the shared rules and the weights in the metadata), via a
+    temporary name."""
+    state = {}
+    for i, member in enumerate(ensemble.members):
+        own = {k: v.detach().to("cpu") for k, v in member.state_dict().items()}
+        own = _quantize(own) if int8 else {k: (v.half() if v.is_floating_point() else v)
+                                           .contiguous() for k, v in own.items()}
+        state.update({f"member{i}.{k}": v for k, v in own.items()})
+    meta = {**_extra_metadata(metadata), **_rules_metadata(ensemble.members[0]),
+            "ensemble": json.dumps(list(ensemble.weights)), "storage": "int8" if int8 else "fp16"}
+    _write_safetensors(state, meta, path)
+
+
+def _load_ensemble(path: Path, meta: dict[str, str], state: dict[str, Tensor]
+                   ) -> SpaceTimeEnsemble:
+    """The :class:`SpaceTimeEnsemble` of our file ``path`` (:func:`save_ensemble`)."""
+    try:
+        weights = [float(w) for w in json.loads(meta["ensemble"])]
+    except (ValueError, TypeError):
+        raise UserError(f"'{path}' has malformed ensemble weights '{meta['ensemble']}' in its "
+                        "metadata: make the file again") from None
+    members = []
+    for i in range(len(weights)):
+        prefix = f"member{i}."
+        own = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        if not own:
+            raise UserError(f"'{path}' names {len(weights)} ensemble members but holds no "
+                            f"tensors of member {i}: make the file again")
+        members.append(_fit_state(_model_of(path, meta, own), own, path))
+    extra = [k for k in state if not k.startswith("member") or
+             not k.split(".", 1)[0][6:].isdigit() or int(k.split(".", 1)[0][6:]) >= len(weights)]
+    if extra:
+        raise UserError(f"'{path}' holds tensors of no ensemble member (e.g. '{extra[0]}'): "
+                        "make the file again")
+    try:
+        return SpaceTimeEnsemble(members, weights).eval()
+    except ValueError as e:
+        raise UserError(f"'{path}': {e}") from None
+
+
 class LearnedFeatures:
     """:class:`~cinemagraph.models.features.FeatureExtractor` on a :class:`SpaceTimeModel`.
 
@@ -680,16 +831,9 @@ class LearnedDecoder:
         return self.model.decode(forward, backward, time).clamp(0, 1)
 
 
-def save_spacetime(model: SpaceTimeModel, path: str | Path, half: bool = True,
-                   metadata: dict | None = None) -> None:
-    """Write ``model`` as our safetensors (fp16 unless ``half`` is False), via a temporary
-    name, making the folder if needed."""
-    from safetensors.torch import save_file
-
-    dtype = torch.float16 if half else torch.float32
-    state = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model.state_dict().items()}
-    meta = {"preset": model.preset, **{k: json.dumps(v) if not isinstance(v, str) else v
-                                        for k, v in (metadata or {}).items()}}
+def _rules_metadata(model: SpaceTimeModel) -> dict[str, str]:
+    """The metadata that :func:`load_spacetime` reads back into ``model``'s preset and rules."""
+    meta = {"preset": model.preset}
     if model.residual:
         meta.update(correction=model.correction, band_px=str(model.band_px))
         if model.crack_px is not None:
@@ -706,6 +850,13 @@ def save_spacetime(model: SpaceTimeModel, path: str | Path, half: bool = True,
             meta.update(clamp_px=str(model.clamp_px))
         if model.refiner is not None:
             meta.update(refiner=str(model.refiner_width))
+    return meta
+
+
+def _write_safetensors(state: dict[str, Tensor], meta: dict[str, str], path: str | Path) -> None:
+    """Write ``state`` with ``meta`` via a temporary name, making the folder if needed."""
+    from safetensors.torch import save_file
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -718,8 +869,24 @@ def save_spacetime(model: SpaceTimeModel, path: str | Path, half: bool = True,
     tmp.replace(path)
 
 
-def load_spacetime(path: str | Path) -> SpaceTimeModel:
-    """Return the model in ``path``: the official training checkpoint or our safetensors."""
+def _extra_metadata(metadata: dict | None) -> dict[str, str]:
+    return {k: json.dumps(v) if not isinstance(v, str) else v for k, v in (metadata or {}).items()}
+
+
+def save_spacetime(model: SpaceTimeModel, path: str | Path, half: bool = True,
+                   metadata: dict | None = None) -> None:
+    """Write ``model`` as our safetensors (fp16 unless ``half`` is False), via a temporary
+    name, making the folder if needed."""
+    dtype = torch.float16 if half else torch.float32
+    state = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model.state_dict().items()}
+    meta = {"preset": model.preset, **_extra_metadata(metadata)}
+    meta.update(_rules_metadata(model))
+    _write_safetensors(state, meta, path)
+
+
+def load_spacetime(path: str | Path) -> SpaceTimeModel | SpaceTimeEnsemble:
+    """Return the model in ``path``: the official training checkpoint or our safetensors
+    (one network, or an output ensemble written by :func:`save_ensemble`)."""
     from .zoo import REGISTRY, extract_state_dict, load_weights, read_checkpoint
 
     path = Path(path)
@@ -736,53 +903,69 @@ def load_spacetime(path: str | Path) -> SpaceTimeModel:
         if preset not in FEATURE_PRESETS:
             raise UserError(f"'{path}' names an unknown preset '{preset}'")
         state = read_checkpoint(path)
-        # Files from before the metadata said: gated if they hold a gate, else everywhere.
-        correction = meta.get("correction") or (
-            "gate" if any(k.startswith("gate.") for k in state) else "everywhere")
-        try:
-            band_px = int(meta.get("band_px", BAND_PX))
-            crack_px = int(meta["crack_px"]) if "crack_px" in meta else None
-            fluid_px = int(meta.get("fluid_px", 0))
-            clamp_px = int(meta.get("clamp_px", 0))
-            refiner = int(meta.get("refiner", 0))
-        except ValueError:
-            raise UserError(f"'{path}' has a malformed band width ('{meta.get('band_px')}', "
-                            f"cracks '{meta.get('crack_px')}', fluid "
-                            f"'{meta.get('fluid_px')}', clamp '{meta.get('clamp_px')}', "
-                            f"refiner '{meta.get('refiner')}')") from None
-        border = meta.get("fluid_border", "true")
-        if border not in ("true", "false"):
-            raise UserError(f"'{path}' has a malformed fluid border '{border}' in its metadata "
-                            "(true or false)")
-        moved = meta.get("moved_detail", "false")
-        if moved not in ("true", "false"):
-            raise UserError(f"'{path}' has a malformed moved detail '{moved}' in its metadata "
-                            "(true or false)")
-        try:
-            model = SpaceTimeModel(preset, correction, band_px, crack_px, fluid_px,
-                                   meta.get("fluid_rule", "free"), border == "true",
-                                   moved == "true", clamp_px, refiner)
-        except ValueError as e:
-            raise UserError(f"'{path}': {e} in its metadata") from None
-        if model.residual and correction == "everywhere":
-            log.info("'%s' predates the decoder's gate: its correction applies everywhere", path)
-        state = _carry_over(state, model, path)
-        own = model.state_dict()
-        state = {k: v.to(own[k].dtype) if k in own else v for k, v in state.items()}
-        missing = sorted(set(own) - set(state))
-        unexpected = sorted(set(state) - set(own))
-        wrong = [k for k in own if k in state and state[k].shape != own[k].shape]
-        if missing or unexpected or wrong:
-            raise UserError(f"'{path}' does not fit the '{preset}' preset ({len(missing)} "
-                            f"missing, {len(unexpected)} unexpected, {len(wrong)} mis-shaped "
-                            f"keys, e.g. {(missing + unexpected + wrong)[:2]})")
-        model.load_state_dict(state, strict=True)
-        return model.eval()
+        if "ensemble" in meta:
+            return _load_ensemble(path, meta, state)
+        return _fit_state(_model_of(path, meta, state), state, path)
     model = SpaceTimeModel("official")
     top = read_checkpoint(path)
     for name in ("feature_net", "img_decoder"):
         spec = REGISTRY[name]
         load_weights(getattr(model, name), extract_state_dict(top, spec), spec, str(path))
+    return model.eval()
+
+
+def _model_of(path: Path, meta: dict[str, str], state: dict[str, Tensor]) -> SpaceTimeModel:
+    """The (untrained) model that the metadata ``meta`` of our file ``path`` describes; ``state``
+    tells files from before the metadata named the correction."""
+    preset = meta.get("preset", "official")
+    # Files from before the metadata said: gated if they hold a gate, else everywhere.
+    correction = meta.get("correction") or (
+        "gate" if any(k.startswith("gate.") for k in state) else "everywhere")
+    try:
+        band_px = int(meta.get("band_px", BAND_PX))
+        crack_px = int(meta["crack_px"]) if "crack_px" in meta else None
+        fluid_px = int(meta.get("fluid_px", 0))
+        clamp_px = int(meta.get("clamp_px", 0))
+        refiner = int(meta.get("refiner", 0))
+    except ValueError:
+        raise UserError(f"'{path}' has a malformed band width ('{meta.get('band_px')}', "
+                        f"cracks '{meta.get('crack_px')}', fluid "
+                        f"'{meta.get('fluid_px')}', clamp '{meta.get('clamp_px')}', "
+                        f"refiner '{meta.get('refiner')}')") from None
+    border = meta.get("fluid_border", "true")
+    if border not in ("true", "false"):
+        raise UserError(f"'{path}' has a malformed fluid border '{border}' in its metadata "
+                        "(true or false)")
+    moved = meta.get("moved_detail", "false")
+    if moved not in ("true", "false"):
+        raise UserError(f"'{path}' has a malformed moved detail '{moved}' in its metadata "
+                        "(true or false)")
+    try:
+        model = SpaceTimeModel(preset, correction, band_px, crack_px, fluid_px,
+                               meta.get("fluid_rule", "free"), border == "true",
+                               moved == "true", clamp_px, refiner)
+    except ValueError as e:
+        raise UserError(f"'{path}': {e} in its metadata") from None
+    if model.residual and correction == "everywhere":
+        log.info("'%s' predates the decoder's gate: its correction applies everywhere", path)
+    return model
+
+
+def _fit_state(model: SpaceTimeModel, state: dict[str, Tensor], path: Path) -> SpaceTimeModel:
+    """``model`` holding ``state`` (int8-stored weights restored, older layouts carried over),
+    in eval mode; a state that does not fit is a one-line error."""
+    preset = model.preset
+    state = _carry_over(_dequantize(state, path), model, path)
+    own = model.state_dict()
+    state = {k: v.to(own[k].dtype) if k in own else v for k, v in state.items()}
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong = [k for k in own if k in state and state[k].shape != own[k].shape]
+    if missing or unexpected or wrong:
+        raise UserError(f"'{path}' does not fit the '{preset}' preset ({len(missing)} "
+                        f"missing, {len(unexpected)} unexpected, {len(wrong)} mis-shaped "
+                        f"keys, e.g. {(missing + unexpected + wrong)[:2]})")
+    model.load_state_dict(state, strict=True)
     return model.eval()
 
 
@@ -825,6 +1008,9 @@ def learned_components(path: str | Path, device=None, work_size: int | None = WO
     path = Path(path)
     model = load_spacetime(path).to(device)
     kind = "official" if path.suffix == ".pth" else f"ours, preset '{model.preset}'"
+    if isinstance(model, SpaceTimeEnsemble):
+        kind += (f", an output ensemble of {len(model.members)} networks weighted "
+                 + " / ".join(f"{w:.3g}" for w in model.weights))
     if model.residual:
         kind += f", correction {model.correction}"
         kind += (_band_text(model.band_px, model.crack_px, model.fluid_px, model.fluid_rule,

@@ -52,6 +52,32 @@ def parse_ingredient(text: str) -> tuple[Path, float]:
     return Path(path), value
 
 
+def read_ingredients(out: Path, overwrite: bool, texts: list[str], verb: str
+                     ) -> list[tuple[Path, float]]:
+    """The files and weights of ``texts`` (:func:`parse_ingredient`) for a command that writes
+    ``out``: a one-line error if ``out`` is not a safetensors name, exists (without
+    ``overwrite``), or a file is missing (``verb``: what the command does with them)."""
+    if out.suffix != ".safetensors":
+        raise UserError(f"'{out}': name the output *.safetensors")
+    if out.exists() and not overwrite:
+        raise UserError(f"'{out}' exists: pass --overwrite or another name")
+    ingredients = [parse_ingredient(t) for t in texts]
+    for path, _ in ingredients:
+        if not path.is_file():
+            raise UserError(f"'{path}' is not a file: give weight files to {verb}")
+    return ingredients
+
+
+def write_weights(save, out: Path) -> None:
+    """Run ``save()``, which writes ``out``; a full disk or a folder that cannot be written
+    is a one-line error."""
+    try:
+        save()
+    except OSError as e:
+        raise UserError(f"cannot write '{out}' ({e.strerror or e}): free space or choose "
+                        "another folder") from None
+
+
 def sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -76,14 +102,22 @@ def soup(paths: list[Path], weights: list[float] | None = None):
     if len(weights) != len(paths) or not all(w > 0 for w in weights):
         raise UserError("give one weight above 0 for each file")
     total = sum(weights)
-    first = load_spacetime(paths[0])
+    from ..models.spacetime import SpaceTimeModel
+
+    def one(path: Path) -> SpaceTimeModel:
+        model = load_spacetime(path)
+        if not isinstance(model, SpaceTimeModel):
+            raise UserError(f"'{path}' is an output ensemble: average its members' files")
+        return model
+
+    first = one(paths[0])
     names = ("preset", "correction", "band width", "crack width", "fluid width", "fluid rule",
              "fluid border", "moved detail", "clamp width", "refiner width")
     state = first.state_dict()
     mixed = {k: v.double() * (weights[0] / total) if v.is_floating_point() else v.clone()
              for k, v in state.items()}
     for path, weight in zip(paths[1:], weights[1:]):
-        model = load_spacetime(path)
+        model = one(path)
         for name, a, b in zip(names, _settings(first), _settings(model)):
             if a != b:
                 raise UserError(f"'{path}' has {name} {b}, '{paths[0]}' {a}: average only "
@@ -116,25 +150,15 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     args = build_parser().parse_args(argv)
     try:
-        if args.out.suffix != ".safetensors":
-            raise UserError(f"'{args.out}': name the output *.safetensors")
-        if args.out.exists() and not args.overwrite:
-            raise UserError(f"'{args.out}' exists: pass --overwrite or another name")
-        ingredients = [parse_ingredient(t) for t in args.weights]
-        for path, _ in ingredients:
-            if not path.is_file():
-                raise UserError(f"'{path}' is not a file: give weight files to average")
+        ingredients = read_ingredients(args.out, args.overwrite, args.weights, "average")
         paths = [p for p, _ in ingredients]
         weights = [w for _, w in ingredients]
         model = soup(paths, weights)
         total = sum(weights)
         meta = {"soup": [{"file": p.name, "sha256": sha256(p), "weight": w / total}
                          for p, w in ingredients]}
-        try:
-            save_spacetime(model, args.out, half=not args.fp32, metadata=meta)
-        except OSError as e:
-            raise UserError(f"cannot write '{args.out}' ({e.strerror or e}): free space or "
-                            "choose another folder") from None
+        write_weights(lambda: save_spacetime(model, args.out, half=not args.fp32, metadata=meta),
+                      args.out)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

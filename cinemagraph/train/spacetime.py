@@ -142,6 +142,9 @@ class SpaceTimeTrainer(Trainer):
         s = cfg.spacetime
         torch.manual_seed(cfg.trainer.seed + self.rank)
         model = load_spacetime(s.model.init) if s.model.init else SpaceTimeModel(s.model.preset)
+        if not isinstance(model, SpaceTimeModel):
+            raise UserError(f"spacetime.model.init '{s.model.init}' is an output ensemble: "
+                            "train on from one of its members' files")
         if model.preset != s.model.preset:
             raise UserError(f"spacetime.model.init holds the '{model.preset}' preset, not "
                             f"'{s.model.preset}'")

@@ -244,6 +244,15 @@ def test_the_band_confines_the_correction_to_holes_and_is_kept_in_the_file(tmp_p
     with pytest.raises(UserError, match="spacetime.model.correction"):
         SpaceTimeTrainer(config(start + ["spacetime.model.correction=bnad"] + SMALL),
                          tmp_path / "typo", torch.device("cpu"))
+    # An output ensemble is not a start to train on (its members are).
+    from cinemagraph.models.spacetime import SpaceTimeEnsemble, save_ensemble
+
+    pair = SpaceTimeEnsemble([load_spacetime(tmp_path / "band.safetensors")] * 2, [1, 1])
+    save_ensemble(pair, tmp_path / "pair.safetensors")
+    with pytest.raises(UserError, match="is an output ensemble"):
+        SpaceTimeTrainer(config(["experiment=spacetime_small",
+                                 f"spacetime.model.init={tmp_path / 'pair.safetensors'}"] + SMALL),
+                         tmp_path / "pair", torch.device("cpu"))
 
 
 def test_cracks_spread_a_narrower_band_than_holes(tmp_path):

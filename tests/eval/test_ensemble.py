@@ -1,0 +1,136 @@
+"""Output ensembles of the feature network + decoder (cinemagraph.train.ensemble): one file,
+rendered as its members' frames mixed."""
+
+import json
+
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+from cinemagraph.errors import UserError
+from cinemagraph.eval.data import load_scene, scene_folders
+from cinemagraph.eval.methods import METHODS, MethodInput
+from cinemagraph.models.spacetime import (SpaceTimeEnsemble, SpaceTimeModel, learned_components,
+                                          load_spacetime, save_spacetime)
+from cinemagraph.motion.field import MotionField
+from cinemagraph.train.ensemble import main
+from cinemagraph.train.soup import soup
+
+from .scenes import tiny_scenes
+
+
+def _noisy(seed: int, **rules) -> SpaceTimeModel:
+    rules = {"correction": "band", "band_px": 15, "crack_px": 9, **rules}
+    model = SpaceTimeModel("small", **rules)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn(p.shape, generator=g) * 0.3)
+    return model
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory):
+    return tiny_scenes(tmp_path_factory.mktemp("ensemble"), "val")
+
+
+@pytest.fixture
+def members(tmp_path):
+    paths = [tmp_path / "a.safetensors", tmp_path / "b.safetensors"]
+    for seed, path in zip((1, 2), paths):
+        save_spacetime(_noisy(seed), path)  # fp16, as the ensemble stores them
+    return paths
+
+
+def _videos(scenes, weights):
+    out = []
+    for folder in scene_folders(scenes):
+        scene = load_scene(folder)
+        motion = MotionField(scene.flow, scene.mask)
+        for path in scene.paths.values():
+            with torch.no_grad():
+                out.append(METHODS["ours-learned"](MethodInput(scene.image, scene.depth, motion,
+                                                               path, scene.K, weights)))
+    return torch.cat(out)
+
+
+def test_an_ensemble_renders_its_members_frames_mixed(scenes, members, tmp_path, capsys):
+    out = tmp_path / "ens.safetensors"
+    assert main([str(out), f"{members[0]}=3", f"{members[1]}=1"]) == 0
+    model = load_spacetime(out)
+    assert isinstance(model, SpaceTimeEnsemble) and model.weights == (0.75, 0.25)
+    assert (model.correction, model.band_px, model.crack_px) == ("band", 15, 9)
+    a, b = _videos(scenes, members[0]), _videos(scenes, members[1])
+    mixed = _videos(scenes, out)
+    assert (a - b).abs().max() > 0.05  # the members differ, so the mix is neither
+    # The frames that mixing the two renders makes (the members' fp16 tensors kept as they are).
+    assert torch.allclose(mixed, (0.75 * a + 0.25 * b).clamp(0, 1), atol=1e-6)
+    assert (mixed - a).abs().max() > 0.01 and (mixed - b).abs().max() > 0.01
+    # The log says what runs.
+    assert "an output ensemble of 2 networks weighted 0.75 / 0.25" in \
+        learned_components(out)[1].description
+    # The metadata names the members.
+    with safe_open(str(out), "pt") as f:
+        meta = f.metadata()
+    assert [m["file"] for m in json.loads(meta["members"])] == ["a.safetensors", "b.safetensors"]
+    assert meta["storage"] == "fp16"
+    # Not overwritten without --overwrite.
+    assert main([str(out), str(members[0]), str(members[1])]) == 2
+    assert "exists" in capsys.readouterr().err
+
+
+def test_int8_storage_halves_the_file_and_keeps_the_frames_close(scenes, members, tmp_path):
+    fp16, int8 = tmp_path / "fp16.safetensors", tmp_path / "int8.safetensors"
+    assert main([str(fp16), str(members[0]), str(members[1])]) == 0
+    assert main([str(int8), str(members[0]), str(members[1]), "--int8"]) == 0
+    assert int8.stat().st_size < 0.6 * fp16.stat().st_size
+    stored = load_file(str(int8))
+    key = "member0.img_decoder.firstconv.weight"
+    assert stored[key].dtype == torch.int8 and key + ".int8_scale" in stored
+    # Each restored weight lies within half a step of its channel's scale from the original.
+    original = load_spacetime(members[0]).state_dict()["img_decoder.firstconv.weight"]
+    restored = load_spacetime(int8).members[0].state_dict()["img_decoder.firstconv.weight"]
+    scale = stored[key + ".int8_scale"].reshape(-1, 1, 1, 1)
+    assert ((restored - original).abs() <= scale / 2 + 1e-6).all()
+    assert not torch.equal(restored, original)
+    near = (_videos(scenes, int8) - _videos(scenes, fp16)).abs()
+    assert near.max() < 0.05 and near.mean() < 5e-3
+
+
+def test_members_that_do_not_belong_together_are_refused_in_one_line(members, tmp_path, capsys):
+    other = tmp_path / "other.safetensors"
+    save_spacetime(_noisy(3, band_px=31), other, half=False)
+    assert main([str(tmp_path / "x.safetensors"), str(members[0]), str(other)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "differ in band_px" in err and "\n" not in err
+    assert not (tmp_path / "x.safetensors").exists()
+    assert main([str(tmp_path / "x.safetensors"), str(members[0])]) == 2
+    assert "two or more" in capsys.readouterr().err
+    # An ensemble is neither a member, nor a soup's ingredient.
+    ens = tmp_path / "ens.safetensors"
+    assert main([str(ens), str(members[0]), str(members[1])]) == 0
+    assert main([str(tmp_path / "y.safetensors"), str(ens), str(members[0])]) == 2
+    assert "is an ensemble already" in capsys.readouterr().err
+    with pytest.raises(UserError, match="output ensemble"):
+        soup([ens, members[0]])
+
+
+def test_a_damaged_ensemble_file_is_a_one_line_error(members, tmp_path):
+    ens = tmp_path / "ens.safetensors"
+    assert main([str(ens), str(members[0]), str(members[1]), "--int8"]) == 0
+    state = load_file(str(ens))
+    with safe_open(str(ens), "pt") as f:
+        meta = f.metadata()
+    broken = tmp_path / "broken.safetensors"
+    save_file(state, str(broken), metadata={**meta, "ensemble": "[0.5, oops]"})
+    with pytest.raises(UserError, match="malformed ensemble weights"):
+        load_spacetime(broken)
+    save_file({k: v for k, v in state.items() if not k.startswith("member1.")}, str(broken),
+              metadata=meta)
+    with pytest.raises(UserError, match="no tensors of member 1"):
+        load_spacetime(broken)
+    key = "member0.img_decoder.firstconv.weight"
+    save_file({**state, key: state[key].float()}, str(broken), metadata=meta)
+    with pytest.raises(UserError, match="malformed int8 tensor"):
+        load_spacetime(broken)
