@@ -761,8 +761,8 @@ def _load_ensemble(path: Path, meta: dict[str, str], state: dict[str, Tensor]
             raise UserError(f"'{path}' names {len(weights)} ensemble members but holds no "
                             f"tensors of member {i}: make the file again")
         members.append(_fit_state(_model_of(path, meta, own), own, path))
-    extra = [k for k in state if not k.startswith("member") or
-             not k.split(".", 1)[0][6:].isdigit() or int(k.split(".", 1)[0][6:]) >= len(weights)]
+    prefixes = {f"member{i}" for i in range(len(weights))}
+    extra = [k for k in state if k.split(".", 1)[0] not in prefixes]
     if extra:
         raise UserError(f"'{path}' holds tensors of no ensemble member (e.g. '{extra[0]}'): "
                         "make the file again")

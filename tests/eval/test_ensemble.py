@@ -130,6 +130,9 @@ def test_a_damaged_ensemble_file_is_a_one_line_error(members, tmp_path):
               metadata=meta)
     with pytest.raises(UserError, match="no tensors of member 1"):
         load_spacetime(broken)
+    save_file({**state, "member2.extra": torch.zeros(2)}, str(broken), metadata=meta)
+    with pytest.raises(UserError, match="tensors of no ensemble member"):
+        load_spacetime(broken)
     key = "member0.img_decoder.firstconv.weight"
     save_file({**state, key: state[key].float()}, str(broken), metadata=meta)
     with pytest.raises(UserError, match="malformed int8 tensor"):
