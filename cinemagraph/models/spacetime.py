@@ -627,15 +627,16 @@ def _shrink(frame: SplattedFrame, shape: tuple[int, int]) -> SplattedFrame:
     return SplattedFrame(area(frame.features), alpha, depth, displacement, moving)
 
 
-#: The settings that the members of a :class:`SpaceTimeEnsemble` share (attribute names).
-ENSEMBLE_SHARED = ("preset", "correction", "band_px", "crack_px", "fluid_px", "fluid_rule",
+#: A model's preset and rules (attribute names): the settings that the members of a
+#: :class:`SpaceTimeEnsemble`, or the ingredients of a soup, must share.
+SETTINGS = ("preset", "correction", "band_px", "crack_px", "fluid_px", "fluid_rule",
                    "fluid_border", "moved_detail", "clamp_px", "refiner_width")
 
 
 class SpaceTimeEnsemble(nn.Module):
     """An output ensemble of residual :class:`SpaceTimeModel` s: their frames mixed by fixed
     ``weights`` (normalised to sum to 1). The members share preset and rules
-    (:data:`ENSEMBLE_SHARED`), so the mix applies where each would correct.
+    (:data:`SETTINGS`), so the mix applies where each would correct.
 
     Each member's feature network sees the same layers; their features go side by side after
     the shared ``[RGB, 1]`` (:meth:`features`), so one splat carries all of them (splatting is
@@ -651,7 +652,7 @@ class SpaceTimeEnsemble(nn.Module):
             raise ValueError("only residual presets (base, small) make an ensemble")
         if not all(w > 0 for w in weights):
             raise ValueError("give each member a weight above 0")
-        for name in ENSEMBLE_SHARED:
+        for name in SETTINGS:
             values = {repr(getattr(m, name)) for m in members}
             if len(values) > 1:
                 raise ValueError(f"the members differ in {name} ({', '.join(sorted(values))})")
@@ -661,7 +662,7 @@ class SpaceTimeEnsemble(nn.Module):
 
     def __getattr__(self, name: str):
         # The shared settings (preset, residual, correction, widths...) are the first member's.
-        if name in ENSEMBLE_SHARED or name in ("residual", "refiner"):
+        if name in SETTINGS or name in ("residual", "refiner"):
             return getattr(self._modules["members"][0], name)
         return super().__getattr__(name)
 
@@ -669,13 +670,11 @@ class SpaceTimeEnsemble(nn.Module):
     def feature_channels(self) -> int:
         return sum(m.feature_channels for m in self.members)
 
-    def features(self, ldi: LayeredDepthImage) -> Tensor:
-        """``(L, 4 + C, H, W)``: ``[RGB, 1]`` and every member's features, in member order."""
-        cover = ldi.coverage.to(ldi.color.dtype)
-        rgba = torch.cat([ldi.color * cover, cover], dim=1)
-        return torch.cat([ldi.color, torch.ones_like(ldi.depth), self.feature_map(rgba)], dim=1)
+    # ``[RGB, 1]`` and the feature map, as one network's (here every member's, in order).
+    features = SpaceTimeModel.features
 
     def feature_map(self, rgba: Tensor) -> Tensor:
+        """Every member's feature map of ``rgba``, side by side in member order."""
         return torch.cat([m.feature_map(rgba) for m in self.members], dim=1)
 
     def _member_frame(self, frame: SplattedFrame | None, i: int) -> SplattedFrame | None:

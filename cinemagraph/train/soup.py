@@ -87,9 +87,9 @@ def sha256(path: Path) -> str:
 
 
 def _settings(model) -> tuple:
-    return (model.preset, model.correction, model.band_px, model.crack_px, model.fluid_px,
-            model.fluid_rule, model.fluid_border, model.moved_detail, model.clamp_px,
-            model.refiner_width)
+    from ..models.spacetime import SETTINGS
+
+    return tuple(getattr(model, name) for name in SETTINGS)
 
 
 def soup(paths: list[Path], weights: list[float] | None = None):
