@@ -202,7 +202,10 @@ class TrainerConfig:
     not the step, is the limit; ``num_workers``: the loader's worker processes (-1, the
     default: on a GPU each process's share of the CPUs less one, on the CPU none;
     :func:`~cinemagraph.train.loop.loader_workers`); ``pin_memory``: the loader copies each
-    batch into page-locked memory before the step moves it to a GPU."""
+    batch into page-locked memory before the step moves it to a GPU; ``time_limit``: seconds
+    of training after which the run stops with a checkpoint, as it does at ``steps`` (0: no
+    limit), for a job that must end within a machine's or a scheduler's time; running again
+    resumes there."""
 
     steps: int = 1000
     batch_size: int = 1
@@ -217,6 +220,7 @@ class TrainerConfig:
     replay: int = 0
     replay_buffer: int = 32
     pin_memory: bool = True
+    time_limit: float = 0.0
 
 
 @dataclass

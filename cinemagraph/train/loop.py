@@ -234,6 +234,9 @@ class Trainer:
         if self.step >= t.steps:
             log.info("nothing to do: already at step %d", self.step)
             return
+        if t.time_limit < 0:
+            raise UserError(f"trainer.time_limit={t.time_limit}: give seconds of training "
+                            "(0: no limit)")
         warning = loader_warning(self.device.type, t.num_workers, self.cpus)
         if warning and self.rank == 0:
             log.warning(warning)
@@ -259,7 +262,7 @@ class Trainer:
                 losses = self.train_step(batch)
                 self.step += 1
                 bar.update(1)
-                last = self.step >= t.steps
+                last = self.step >= t.steps or self.out_of_time(start)
                 if f is not None and (self.step % t.log_every == 0 or last):
                     row = {"step": self.step, **losses,
                            "seconds": round(time.perf_counter() - start, 3),
@@ -280,10 +283,28 @@ class Trainer:
             bar.close()
             if f is not None:
                 f.close()
-        log.info("%s: reached step %d; checkpoints in '%s'", self.name, self.step,
+        log.info("%s: reached step %d%s; checkpoints in '%s'", self.name, self.step,
+                 "" if self.step >= t.steps else
+                 f" of {t.steps} (trainer.time_limit={t.time_limit:g} s; run again to go on)",
                  self.out / "checkpoints")
         if self.world > 1:
             self.check_replicas()
+
+    def out_of_time(self, start: float) -> bool:
+        """Whether ``trainer.time_limit`` seconds have passed since ``start`` (never where it
+        is 0). Under ``torchrun`` rank 0's clock decides for every process, so that all stop
+        after the same step."""
+        limit = float(self.cfg.trainer.time_limit)
+        if limit <= 0:
+            return False
+        over = time.perf_counter() - start >= limit
+        if self.world > 1:
+            import torch.distributed as dist
+
+            flag = torch.tensor([float(over)], device=self.device)
+            dist.broadcast(flag, 0)
+            over = bool(flag.item())
+        return over
 
     def check_replicas(self) -> list[str]:
         """Compare every process's weights (SHA-256 of all module parameters and buffers);
