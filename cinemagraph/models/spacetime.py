@@ -691,14 +691,19 @@ class SpaceTimeEnsemble(nn.Module):
         return sum(w * f for w, f in zip(self.weights, frames)).clamp(0, 1)
 
 
-def _quantize(state: dict[str, Tensor]) -> dict[str, Tensor]:
-    """``state`` with every floating tensor of two or more dimensions stored as int8, one
-    scale per output channel (its largest magnitude over 127) in ``KEY.int8_scale`` (fp32);
-    the rest fp16."""
+def _quantizable(key: str, value: Tensor) -> bool:
+    """Whether ``value`` may be stored as int8: a floating tensor of two or more dimensions."""
+    return value.is_floating_point() and value.dim() >= 2
+
+
+def _quantize(state: dict[str, Tensor], keys=None) -> dict[str, Tensor]:
+    """``state`` with the floating tensors of two or more dimensions named in ``keys`` (all
+    of them by default) stored as int8, one scale per output channel (its largest magnitude
+    over 127) in ``KEY.int8_scale`` (fp32); the rest fp16."""
     out = {}
     for key, value in state.items():
         value = value.detach().cpu()
-        if value.is_floating_point() and value.dim() >= 2:
+        if _quantizable(key, value) and (keys is None or key in keys):
             flat = value.float().reshape(value.shape[0], -1)
             scale = flat.abs().amax(1).clamp_min(1e-12) / 127.0
             out[key] = (flat / scale[:, None]).round().clamp(-127, 127).to(torch.int8) \
@@ -707,6 +712,37 @@ def _quantize(state: dict[str, Tensor]) -> dict[str, Tensor]:
         else:
             out[key] = (value.half() if value.is_floating_point() else value).contiguous()
     return out
+
+
+def _largest_first_int8(state: dict[str, Tensor], meta: dict[str, str], max_bytes: int,
+                        tie=lambda key: 0.0) -> dict[str, Tensor]:
+    """``state`` stored within ``max_bytes`` as a safetensors file with ``meta``: its largest
+    quantizable tensors as int8 (:func:`_quantize`), as few as that takes, the rest fp16.
+    The largest tensors go first because each saves the most bytes and spreads its rounding
+    over the most weights; the small first and last layers stay fp16; among tensors of one
+    size, those of the lower ``tie(key)`` first. Raises ValueError where even int8
+    throughout does not fit."""
+    from safetensors.torch import save
+
+    order = sorted((k for k, v in state.items() if _quantizable(k, v)),
+                   key=lambda k: (-state[k].numel(), tie(k), k))
+    chosen: set[str] = set()
+    while True:
+        stored = _quantize(state, chosen)
+        if len(save(stored, metadata=meta)) <= max_bytes:
+            return stored
+        if len(chosen) == len(order):
+            raise ValueError(f"even in int8 throughout the file takes "
+                             f"{len(save(stored, metadata=meta)) / 1e6:.2f} MB, over "
+                             f"{max_bytes / 1e6:g} MB")
+        # Add tensors until their int8 saving covers the excess (checked by writing again).
+        excess = len(save(stored, metadata=meta)) - max_bytes
+        for key in order:
+            if key not in chosen:
+                chosen.add(key)
+                excess -= state[key].numel() - 4 * state[key].shape[0]
+                if excess <= 0:
+                    break
 
 
 def _dequantize(state: dict[str, Tensor], path: Path) -> dict[str, Tensor]:
@@ -729,18 +765,30 @@ def _dequantize(state: dict[str, Tensor], path: Path) -> dict[str, Tensor]:
 
 
 def save_ensemble(ensemble: SpaceTimeEnsemble, path: str | Path, int8: bool = False,
-                  metadata: dict | None = None) -> None:
+                  metadata: dict | None = None, max_bytes: int | None = None) -> None:
     """Write ``ensemble`` as one safetensors file (each member's tensors under ``memberI.``,
     fp16, or int8 with ``int8``; the shared rules and the weights in the metadata), via a
-    temporary name."""
+    temporary name. ``max_bytes``: store the largest weights as int8, as few as keep the file
+    within that size, the rest fp16 (:func:`_largest_first_int8`; ValueError where it
+    cannot); not with ``int8``."""
+    if int8 and max_bytes is not None:
+        raise ValueError("give int8 (every weight) or max_bytes (the largest), not both")
     state = {}
     for i, member in enumerate(ensemble.members):
         own = {k: v.detach().to("cpu") for k, v in member.state_dict().items()}
-        own = _quantize(own) if int8 else {k: (v.half() if v.is_floating_point() else v)
-                                           .contiguous() for k, v in own.items()}
         state.update({f"member{i}.{k}": v for k, v in own.items()})
     meta = {**_extra_metadata(metadata), **_rules_metadata(ensemble.members[0]),
-            "ensemble": json.dumps(list(ensemble.weights)), "storage": "int8" if int8 else "fp16"}
+            "ensemble": json.dumps(list(ensemble.weights))}
+    if max_bytes is not None:
+        # Among tensors of one size, those of the members that weigh least in the mix first.
+        weight = {f"member{i}": w for i, w in enumerate(ensemble.weights)}
+        state = _largest_first_int8(state, {**meta, "storage": "int8 and fp16"}, max_bytes,
+                                    lambda key: weight[key.split(".", 1)[0]])
+        quantized = sum(k.endswith(INT8_SCALE) for k in state)
+        meta["storage"] = ("int8 and fp16" if quantized else "fp16")
+    else:
+        state = _quantize(state) if int8 else _quantize(state, ())
+        meta["storage"] = "int8" if int8 else "fp16"
     _write_safetensors(state, meta, path)
 
 

@@ -1,7 +1,7 @@
 """Output ensembles of the feature network + decoder: two or more networks' frames, mixed.
 
     python -m cinemagraph.train.ensemble OUT.safetensors WEIGHTS[=W] WEIGHTS[=W] ...
-        [--int8] [--overwrite]
+        [--int8 | --max-mb MB] [--overwrite]
 
 Writes one file that holds every member (our residual presets; each a weight file of ours,
 weight ``W``, default 1, normalised to sum to 1). The render, the comparison and the selection
@@ -16,8 +16,10 @@ difference.
 
 ``--int8`` stores each member's weights of two or more dimensions as int8 with one scale per
 output channel (half the size of fp16; the rest stays fp16). On the validation split this cost
-the shipped weights 0.003 dB (``benchmarks/RESULTS.md``, thirty-second session). Without it,
-fp16.
+the shipped weights 0.003 dB (``benchmarks/RESULTS.md``, thirty-second session). ``--max-mb MB``
+stores only the largest weights as int8, as many as keep the file within that size, largest
+first (they save the most bytes and spread their rounding over the most weights), the rest
+fp16. Without either, fp16.
 
 The metadata names the members (file name, SHA-256, weight), so a shipped ensemble can be
 traced and made again. Writes through a temporary name, and never over an existing file without
@@ -64,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("weights", nargs="+", help="weight files, each PATH or PATH=W")
     p.add_argument("--int8", action="store_true",
                    help="store the members' weights as int8 (default fp16)")
+    p.add_argument("--max-mb", type=float, metavar="MB",
+                   help="store the largest weights as int8, as few as keep the file within MB "
+                        "megabytes (10^6 bytes), the rest fp16; not with --int8")
     p.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
     return p
 
@@ -78,14 +83,26 @@ def main(argv: list[str] | None = None) -> int:
         model = ensemble([p for p, _ in members], [w for _, w in members])
         meta = {"members": [{"file": p.name, "sha256": sha256(p), "weight": w}
                             for (p, _), w in zip(members, model.weights)]}
-        write_weights(lambda: save_ensemble(model, args.out, int8=args.int8, metadata=meta),
-                      args.out)
+        if args.int8 and args.max_mb is not None:
+            raise UserError("give --int8 (every weight) or --max-mb (the largest weights as "
+                            "int8, as the size needs), not both")
+        max_bytes = None if args.max_mb is None else int(args.max_mb * 1e6)
+
+        def save():
+            try:
+                save_ensemble(model, args.out, int8=args.int8, metadata=meta,
+                              max_bytes=max_bytes)
+            except ValueError as e:
+                raise UserError(f"--max-mb {args.max_mb:g}: {e}; give a larger size") from None
+
+        write_weights(save, args.out)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     log.info("wrote '%s': an output ensemble of %d files (%s), %s", args.out, len(members),
              ", ".join(f"{p.name} x{w:.3g}" for (p, _), w in zip(members, model.weights)),
-             "int8" if args.int8 else "fp16")
+             "int8" if args.int8 else "fp16" if max_bytes is None else
+             f"the largest weights int8 within {args.max_mb:g} MB")
     return 0
 
 

@@ -137,3 +137,41 @@ def test_a_damaged_ensemble_file_is_a_one_line_error(members, tmp_path):
     save_file({**state, key: state[key].float()}, str(broken), metadata=meta)
     with pytest.raises(UserError, match="malformed int8 tensor"):
         load_spacetime(broken)
+
+
+def test_a_size_limit_stores_only_the_largest_weights_as_int8(scenes, members, tmp_path, capsys):
+    fp16, int8 = tmp_path / "fp16.safetensors", tmp_path / "int8.safetensors"
+    assert main([str(fp16), str(members[0]), f"{members[1]}=3"]) == 0
+    assert main([str(int8), str(members[0]), f"{members[1]}=3", "--int8"]) == 0
+    limit = (fp16.stat().st_size + int8.stat().st_size) / 2 / 1e6
+    mixed = tmp_path / "mixed.safetensors"
+    assert main([str(mixed), str(members[0]), f"{members[1]}=3", "--max-mb", str(limit)]) == 0
+    assert int8.stat().st_size < mixed.stat().st_size <= limit * 1e6
+    stored = load_file(str(mixed))
+    with safe_open(str(mixed), "pt") as f:
+        assert f.metadata()["storage"] == "int8 and fp16"
+    weights = {k: v for k, v in load_file(str(fp16)).items() if v.dim() >= 2}
+    as_int8 = {k for k in weights if stored[k].dtype == torch.int8}
+    assert as_int8 and as_int8 != set(weights)
+    # Largest first: every int8 tensor is at least as large as every fp16 one, and among the
+    # two members' tensors of one size, the lighter member's (member0, weight 1 of 4) first.
+    assert min(weights[k].numel() for k in as_int8) >= \
+        max(weights[k].numel() for k in set(weights) - as_int8)
+    for k in as_int8:
+        twin = k.replace("member1.", "member0.", 1)
+        assert k.startswith("member0.") or twin in as_int8
+    near = (_videos(scenes, mixed) - _videos(scenes, fp16)).abs()
+    far = (_videos(scenes, int8) - _videos(scenes, fp16)).abs()
+    assert near.mean() < far.mean()
+    # A limit that fp16 already meets quantizes nothing; one that int8 cannot meet is an error.
+    roomy = tmp_path / "roomy.safetensors"
+    assert main([str(roomy), str(members[0]), str(members[1]), "--max-mb", "1000"]) == 0
+    assert all(v.dtype != torch.int8 for v in load_file(str(roomy)).values())
+    assert main([str(tmp_path / "x.safetensors"), str(members[0]), str(members[1]),
+                 "--max-mb", "0.01"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "even in int8 throughout" in err and "\n" not in err
+    assert not (tmp_path / "x.safetensors").exists()
+    assert main([str(tmp_path / "x.safetensors"), str(members[0]), str(members[1]),
+                 "--int8", "--max-mb", "16"]) == 2
+    assert "not both" in capsys.readouterr().err
