@@ -691,7 +691,7 @@ class SpaceTimeEnsemble(nn.Module):
         return sum(w * f for w, f in zip(self.weights, frames)).clamp(0, 1)
 
 
-def _quantizable(key: str, value: Tensor) -> bool:
+def _quantizable(value: Tensor) -> bool:
     """Whether ``value`` may be stored as int8: a floating tensor of two or more dimensions."""
     return value.is_floating_point() and value.dim() >= 2
 
@@ -703,7 +703,7 @@ def _quantize(state: dict[str, Tensor], keys=None) -> dict[str, Tensor]:
     out = {}
     for key, value in state.items():
         value = value.detach().cpu()
-        if _quantizable(key, value) and (keys is None or key in keys):
+        if _quantizable(value) and (keys is None or key in keys):
             flat = value.float().reshape(value.shape[0], -1)
             scale = flat.abs().amax(1).clamp_min(1e-12) / 127.0
             out[key] = (flat / scale[:, None]).round().clamp(-127, 127).to(torch.int8) \
@@ -724,19 +724,18 @@ def _largest_first_int8(state: dict[str, Tensor], meta: dict[str, str], max_byte
     throughout does not fit."""
     from safetensors.torch import save
 
-    order = sorted((k for k, v in state.items() if _quantizable(k, v)),
+    order = sorted((k for k, v in state.items() if _quantizable(v)),
                    key=lambda k: (-state[k].numel(), tie(k), k))
     chosen: set[str] = set()
     while True:
         stored = _quantize(state, chosen)
-        if len(save(stored, metadata=meta)) <= max_bytes:
+        excess = len(save(stored, metadata=meta)) - max_bytes
+        if excess <= 0:
             return stored
         if len(chosen) == len(order):
             raise ValueError(f"even in int8 throughout the file takes "
-                             f"{len(save(stored, metadata=meta)) / 1e6:.2f} MB, over "
-                             f"{max_bytes / 1e6:g} MB")
+                             f"{(excess + max_bytes) / 1e6:.2f} MB, over {max_bytes / 1e6:g} MB")
         # Add tensors until their int8 saving covers the excess (checked by writing again).
-        excess = len(save(stored, metadata=meta)) - max_bytes
         for key in order:
             if key not in chosen:
                 chosen.add(key)

@@ -17,7 +17,9 @@ with initialize_config_dir(config_dir=str(Path(__file__).resolve().parents[2] / 
     cfg = compose("train", overrides=["experiment=spacetime_small", "trainer.steps=3",
                                       "trainer.batch_size=1", "trainer.device=cpu",
                                       "spacetime.data.scenes=6", "spacetime.data.size=[64,96]",
-                                      "spacetime.data.frames=6", "trainer.log_every=1"])
+                                      "spacetime.data.frames=6", "trainer.log_every=1",
+                                      # never reached: its per-step broadcast runs
+                                      "trainer.time_limit=3600"])
 device = init_distributed("cpu")
 trainer = SpaceTimeTrainer(cfg, out, device)
 trainer.run()
