@@ -26,8 +26,8 @@ from common import device_name, median_time  # noqa: E402
 from cinemagraph.filters import (_cumulative_mean, _pooled_max, _pooled_mean,  # noqa: E402
                                  _running_max)
 from cinemagraph.ldi.scene import LayeredDepthImage  # noqa: E402
-from cinemagraph.models.decoder import CompositingDecoder, SplattedFrame  # noqa: E402
-from cinemagraph.models.spacetime import (PRESETS, WORK_SIZE, LearnedDecoder,  # noqa: E402
+from cinemagraph.render.decode import CompositingDecoder, SplattedFrame  # noqa: E402
+from cinemagraph.spacetime import (PRESETS, WORK_SIZE, LearnedDecoder,  # noqa: E402
                                           LearnedFeatures, SpaceTimeModel, find_spacetime,
                                           load_spacetime)
 
@@ -72,7 +72,7 @@ def main():
         weights = Path(args.weights) if args.weights else find_spacetime()
     if weights is not None:
         loaded = load_spacetime(weights)
-        models.append((f"'{weights.name}' ({loaded.preset}, {loaded.correction})", loaded))
+        models.append((f"'{weights.name}' ({loaded.preset})", loaded))
     for preset, model in models:
         model = model.to(device).eval()
         fwd, bwd = frame(4 + model.feature_channels), frame(4 + model.feature_channels)

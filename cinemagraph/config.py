@@ -122,7 +122,7 @@ def build_components(cfg) -> dict:
     from omegaconf import OmegaConf
 
     from .depth import GroundPlanePrior
-    from .models import CompositingDecoder
+    from .render.decode import CompositingDecoder
     from .motion import HintInterpolator
     from .pipeline import Components
 

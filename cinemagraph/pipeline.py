@@ -18,7 +18,8 @@ from .depth.base import normalize_depth
 from .ldi import (LDISettings, LayeredDepthImage, PushPullInpainter, SequentialSettings,
                   build_layered_depth_image, sequential_layered_depth_image)
 from .ldi.inpaint import Inpainter
-from .models import CompositingDecoder, Decoder, FeatureExtractor, RGBDisparityFeatures
+from .render.decode import CompositingDecoder, Decoder
+from .render.features import FeatureExtractor, RGBDisparityFeatures
 from .motion.field import MotionField
 from .render.pointcloud import AnimatedPointCloud, lift_layers
 
@@ -36,7 +37,8 @@ class Components:
 
 @dataclass
 class Scene:
-    """Everything the renderer needs: the layered image, its animated cloud and intrinsics."""
+    """Everything the renderer needs: the layered image, its features ``(L, C, H, W)``, its
+    animated cloud and intrinsics."""
 
     image: Tensor
     depth: Tensor
@@ -44,6 +46,7 @@ class Scene:
     ldi: LayeredDepthImage
     cloud: AnimatedPointCloud
     K: Tensor
+    features: Tensor | None = None
 
 
 def layered_depth_image(image: Tensor, depth: Tensor, motion: MotionField, inpainter: Inpainter,
@@ -77,8 +80,7 @@ def build_scene(image: Tensor, depth: Tensor, motion: MotionField, steps: int,
     K = default_intrinsics(h, w, device=image.device)[0]
     pad = min(round(border * max(h, w)), h - 1, w - 1)
     if pad > 0:
-        padded_motion = MotionField(F.pad(motion.flow, (pad,) * 4, mode="replicate"),
-                                    F.pad(motion.mask.float(), (pad,) * 4, mode="replicate") > 0.5)
+        padded_motion = _padded(motion, pad)
         ldi = layered_depth_image(F.pad(image, (pad,) * 4, mode="reflect"),
                                   F.pad(depth, (pad,) * 4, mode="reflect"), padded_motion,
                                   components.inpainter, ldi_settings)
@@ -86,9 +88,33 @@ def build_scene(image: Tensor, depth: Tensor, motion: MotionField, steps: int,
     else:
         ldi = layered_depth_image(image, depth, motion, components.inpainter, ldi_settings)
     features = components.features(ldi)
-    cloud_K = K.clone()
-    cloud_K[:2, 2] += pad
-    cloud = lift_layers(ldi, features, cloud_K, steps, point_radius)
+    cloud = lift_layers(ldi, features, _cloud_intrinsics(K, pad), steps, point_radius)
     log.info("point cloud: %d points, %d moving; features: %s", cloud.pixels.shape[0],
              cloud.moving.numel(), components.features.description)
-    return Scene(image, depth, motion, ldi, cloud, K)
+    return Scene(image, depth, motion, ldi, cloud, K, features)
+
+
+def animate_scene(scene: Scene, motion: MotionField, steps: int,
+                  point_radius: float = 1.0) -> Scene:
+    """``scene`` with another ``motion`` (or more ``steps``): the same layers and features,
+    carrying the new motion (:meth:`LayeredDepthImage.with_flow`), lifted again; nothing is
+    split into layers or inpainted again. Equal to :func:`build_scene` with that motion."""
+    pad = scene.ldi.border
+    padded = _padded(motion, pad) if pad > 0 else motion
+    ldi = scene.ldi.with_flow(padded.flow * padded.mask)
+    cloud = lift_layers(ldi, scene.features, _cloud_intrinsics(scene.K, pad), steps,
+                        point_radius)
+    return replace(scene, motion=motion, ldi=ldi, cloud=cloud)
+
+
+def _padded(motion: MotionField, pad: int) -> MotionField:
+    """``motion`` extended by ``pad`` pixels on every side (repeated), as the layers are."""
+    return MotionField(F.pad(motion.flow, (pad,) * 4, mode="replicate"),
+                       F.pad(motion.mask.float(), (pad,) * 4, mode="replicate") > 0.5)
+
+
+def _cloud_intrinsics(K: Tensor, pad: int) -> Tensor:
+    """The photo's intrinsics ``K (3, 3)`` for the layers' pixels, ``pad`` past its edges."""
+    cloud_K = K.clone()
+    cloud_K[:2, 2] += pad
+    return cloud_K

@@ -3,7 +3,7 @@
 import torch
 
 from cinemagraph.conventions import bilinear_sample, pixel_grid
-from cinemagraph.models import CompositingDecoder
+from cinemagraph.render.decode import CompositingDecoder
 from cinemagraph.motion import HintInterpolator, MotionHints
 from cinemagraph.motion.field import MotionField
 from cinemagraph.pipeline import build_scene

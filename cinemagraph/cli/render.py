@@ -9,13 +9,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import random
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from ..errors import UserError
@@ -24,7 +22,7 @@ log = logging.getLogger("cinemagraph")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ..models.spacetime import WORK_SIZE
+    from ..spacetime import WORK_SIZE
     from ..render.camera import NAMED_PATHS
 
     p = argparse.ArgumentParser(
@@ -121,7 +119,8 @@ def _output_path(args, stem: str, folder: Path) -> Path:
     return folder / f"{stem}_{camera}{'.gif' if args.gif else '.mp4'}"
 
 
-def _load_hints(args, size, original_size, scale):
+def _load_hints(args, original_size):
+    """The hints the options give, in the photo file's own pixels."""
     from ..motion import MotionHints, parse_hint_arg, read_hints_json, read_labelme, read_mask
 
     hints = MotionHints()
@@ -133,139 +132,46 @@ def _load_hints(args, size, original_size, scale):
         hints = hints.merged(parse_hint_arg(text, original_size))
     if args.mask is not None:
         hints = hints.merged(MotionHints(mask=read_mask(args.mask, original_size)))
-    return hints.scaled(scale, size) if scale != 1.0 or hints.mask is not None else hints
+    return hints
 
 
-def _layering(args, device):
-    """Return the pipeline components and layer settings ``--inpainting`` asks for."""
-    from ..ldi import LDISettings, SequentialSettings
-    from ..ldi.learned import PhotoInpainter, find_inpainting_weights
-    from ..models.zoo import REGISTRY
-    from ..pipeline import Components
+def options_of(args) -> "RenderOptions":
+    """The library's :class:`~cinemagraph.api.RenderOptions` of the parsed arguments (the
+    hints are added once the photo's size is known)."""
+    from ..api import RenderOptions
 
-    found = find_inpainting_weights(args.weights_dir)
-    missing = [REGISTRY[name].official_file for name, path in found.items() if path is None]
-    if args.inpainting == "builtin" or (args.inpainting == "auto" and missing):
-        if args.inpainting == "auto":
-            log.info("inpainting: built-in push-pull (no 3D Photo weights: %s not in "
-                     "--weights-dir, $CINEMAGRAPH_WEIGHTS or pretrained/; cinemagraph download "
-                     "inpaint_depth_net inpaint_color_net fetches them)", " and ".join(missing))
-        return Components(), LDISettings(max_layers=args.max_layers)
-    if missing:
-        raise UserError(f"--inpainting learned needs {' and '.join(missing)}: put them in "
-                        "pretrained/ (cinemagraph download inpaint_depth_net inpaint_color_net) "
-                        "or pass --weights-dir")
-    inpainter = PhotoInpainter(found["inpaint_depth_net"], found["inpaint_color_net"], device)
-    return Components(inpainter=inpainter), SequentialSettings(max_layers=args.max_layers)
-
-
-def _motion(args, image, hints, device):
-    """Return the motion field: the network when its weights are found and there is
-    something to animate (hints, a mask, or ``--motion auto``), else hint interpolation."""
-    from ..models.zoo import find_weights
-    from ..motion import HintInterpolator
-
-    size = tuple(image.shape[-2:])
-    auto = args.motion == "auto"
-    weights = find_weights("motion_net", args.weights_dir)
-    if auto and weights is None:
-        raise UserError("--motion auto needs the motion network: put sceneflow_model.pth in "
-                        "pretrained/ (cinemagraph download cinemagraphy) or pass --weights-dir; "
-                        "or give the motion with --hint X0,Y0,X1,Y1, --hints FILE or --motion "
-                        "labelme.json")
-    if weights is not None and (auto or len(hints) > 0 or hints.mask is not None):
-        from ..motion.network import NetworkMotion
-
-        estimator = NetworkMotion(weights, device, flow_scale=args.flow_scale)
-        region = "the mask" if hints.mask is not None else "the whole photo"
-        log.info("motion: %s over %s, %s", estimator.description, region,
-                 f"from {len(hints)} hint(s)" if len(hints) else "without hints")
-        return estimator(image, hints)
-    interpolator = HintInterpolator(flow_scale=args.flow_scale)
-    if len(hints) == 0:
-        if hints.mask is not None:
-            log.info("motion: a mask but no hints, so the scene is static; add --hint "
-                     "X0,Y0,X1,Y1 to say which way it flows (or get sceneflow_model.pth, with "
-                     "which the motion network animates the mask)")
-        else:
-            log.info("motion: none given, so the scene is static; animate it with --motion "
-                     "labelme.json, --hints FILE or --mask FILE --hint X0,Y0,X1,Y1 (or "
-                     "--motion auto, with the motion network's weights)")
-    else:
-        if hints.mask is None:
-            log.info("motion: hints without a mask, so the whole picture moves; add --mask")
-        log.info("motion: %s from %d hint(s) (no motion-network weights: sceneflow_model.pth "
-                 "is not in --weights-dir, $CINEMAGRAPH_WEIGHTS or pretrained/)",
-                 interpolator.description, len(hints))
-    return interpolator(hints, size, device=device)
-
-
-def _learned_decoding(args, components, device) -> None:
-    """Put the learned feature network and decoder into ``components`` as ``--decoder`` asks."""
-    from ..models.spacetime import find_spacetime, learned_components
-
-    if args.decoder_size != 0 and args.decoder_size < 32:
-        raise UserError(f"--decoder-size {args.decoder_size}: give 32 pixels or more, or 0 "
-                        "for the frame's own size")
-    if args.decoder == "builtin":
-        if args.decoder_weights is not None:
-            raise UserError("--decoder builtin uses no weights: drop --decoder-weights, or "
-                            "--decoder builtin")
-        return
-    if args.decoder_weights is not None and not args.decoder_weights.is_file():
-        raise UserError(f"--decoder-weights '{args.decoder_weights}' does not exist: give a "
-                        "weight file (*.safetensors or model_STEP.pth)")
-    path = args.decoder_weights or find_spacetime(args.weights_dir)
-    if path is None:
-        if args.decoder == "learned":
-            raise UserError("--decoder learned needs the feature network and decoder: the "
-                            "official model_STEP.pth (cinemagraph download cinemagraphy) or "
-                            "our cinemagraph_spacetime.safetensors in pretrained/")
-        log.info("features and decoder: built-in (no model_STEP.pth or "
-                 "cinemagraph_spacetime.safetensors in --weights-dir, $CINEMAGRAPH_WEIGHTS or "
-                 "pretrained/)")
-        return
-    components.features, components.decoder = learned_components(
-        path, device, work_size=args.decoder_size or None)
-    log.info("features and decoder: %s", components.decoder.description)
+    return RenderOptions(
+        max_size=args.max_size, depth=args.depth,
+        depth_kind="disparity" if args.depth_is_disparity else args.depth_kind,
+        depth_precision=args.depth_precision, weights_dir=args.weights_dir,
+        motion_auto=args.motion == "auto", flow_scale=args.flow_scale,
+        max_layers=args.max_layers, inpainting=args.inpainting, decoder=args.decoder,
+        decoder_weights=args.decoder_weights, decoder_size=args.decoder_size,
+        point_radius=args.point_radius, points_per_pixel=args.points_per_pixel,
+        symmetric=not args.no_symmetric, renderer=args.renderer, device=args.device,
+        seed=args.seed)
 
 
 def run(args) -> Path:
     """Render the cinemagraph that ``args`` describe and return the output path."""
-    from ..depth import GroundPlanePrior, load_depth_file
-    from ..device import select_device
-    from ..media import AtomicOutput, check_output_dir, load_image, save_image
-    from ..media.video import VideoWriter
+    from ..api import prepare
+    from ..media import AtomicOutput, check_output_dir, save_image
     from ..media.image import to_uint8
-    from ..pipeline import build_scene
-    from ..conventions import default_intrinsics
-    from ..depth.base import median_depth, normalize_depth
-    from ..render.camera import border_needed, build_camera_path
-    from ..render.pipeline import RenderSettings, render_frames
+    from ..media.video import VideoWriter
     from ..visualize import depth_picture, flow_picture, layer_pictures
 
     _check_numbers(args)
-    torch.manual_seed(args.seed)
-    random.seed(args.seed)
-    np.random.seed(args.seed)
-    device = select_device(args.device)
-    if args.renderer == "pytorch3d":
-        try:
-            import pytorch3d  # noqa: F401
-        except ImportError:
-            raise UserError("--renderer pytorch3d needs pytorch3d: install it (conda install "
-                            "pytorch3d -c pytorch3d) or use --renderer torch") from None
-
-    # Inputs.
+    options = options_of(args)
+    options.check()
     if args.example and args.image:
         raise UserError("give either IMAGE or --example, not both")
     if args.example:
         from ..examples import example_photo
 
         photo, hints_file = example_photo(args.example)
-        tmp = Path(tempfile.mkdtemp()) / f"{args.example}.png"
-        save_image(tmp, photo)
-        image_path, stem, folder = tmp, args.example, Path.cwd()
+        image_path = Path(tempfile.mkdtemp()) / f"{args.example}.png"
+        save_image(image_path, photo)
+        stem, folder = args.example, Path.cwd()
         if not (args.motion or args.hints or args.hint or args.mask):
             args.hints = hints_file
     elif args.image:
@@ -273,8 +179,6 @@ def run(args) -> Path:
         stem, folder = image_path.stem, image_path.resolve().parent
     else:
         raise UserError("no photo given: pass IMAGE, or --example rocket to try the shipped one")
-    image, scale, original_size = load_image(image_path, args.max_size or None)
-    size = tuple(image.shape[-2:])
 
     output = _output_path(args, stem, folder)
     check_output_dir(output)
@@ -287,69 +191,23 @@ def run(args) -> Path:
             if folder_arg.exists() and not args.overwrite:
                 raise UserError(f"'{folder_arg}' already exists: pass --overwrite to replace "
                                 "it, or choose another directory")
-
-    if args.depth is not None:
-        kind = "disparity" if args.depth_is_disparity else args.depth_kind
-        depth = load_depth_file(args.depth, size, kind)
-        log.info("depth: from file '%s'", args.depth)
-    else:
-        from ..models.zoo import find_weights
-
-        # The original pipeline's DPT-Hybrid first, then DPT-Large, then the built-in prior.
-        found = [(name, find_weights(name, args.weights_dir))
-                 for name in ("dpt_hybrid", "dpt_large")]
-        found = [(name, path) for name, path in found if path is not None]
-        if found:
-            from ..depth.dpt import MODELS, DPTDepth
-
-            name, weights = found[0]
-            dtype = {"fp32": torch.float32, "bf16": torch.bfloat16,
-                     "fp16": torch.float16}[args.depth_precision]
-            estimator = DPTDepth(weights, device, dtype, model=name)
-            depth = estimator(image)
-            log.info("depth: %s ('%s', %s)", MODELS[name], weights, args.depth_precision)
-        else:
-            estimator = GroundPlanePrior()
-            depth = estimator(image)
-            log.info("depth: %s (no DPT weights: dpt_hybrid-midas-501f0c75.pt is not in "
-                     "--weights-dir, $CINEMAGRAPH_WEIGHTS or pretrained/; cinemagraph download "
-                     "dpt_hybrid fetches it; or pass --depth FILE)", estimator.description)
-
-    hints = _load_hints(args, size, original_size, scale)
-    motion = _motion(args, image, hints, device)
-
-    # Scene and frames.
-    image, depth = image.to(device), depth.to(device)
-    components, ldi_settings = _layering(args, device)
-    _learned_decoding(args, components, device)
-    # The camera path is scaled to the normalised depth (near depth 1), and says how far
-    # past the photo's edges the layers must extend.
-    near = 1.0
-    normalised = normalize_depth(depth)
-    median = median_depth(normalised)
-    K = default_intrinsics(*size)[0]
-    path = build_camera_path(args.camera, args.frames, K, near, median)
-    border = border_needed(path, K, size, near, median)
-    scene = build_scene(image, depth, motion, args.frames, components, ldi_settings,
-                        args.point_radius, border)
-    log.info("inpainting: %s; decoder: %s; renderer: %s on %s", components.inpainter.description,
-             components.decoder.description, args.renderer, device)
-    if border > 0:
-        log.info("layers extended by %.0f%% of the long side past the photo's edges (mirrored), "
-                 "where the camera path looks", 100 * border)
-    settings = RenderSettings(args.point_radius, args.points_per_pixel, not args.no_symmetric,
-                              args.renderer)
-
+    prepared = prepare(image_path, options)
+    prepared = prepared.with_motion(_load_hints(args, prepared.original_size))
+    path = prepared.camera_path(args.camera, args.frames)
+    scene = prepared.scene(path)
+    c = prepared.components
+    log.info("inpainting: %s; decoder: %s; renderer: %s on %s", c.inpainter.description,
+             c.decoder.description, args.renderer, prepared.image.device)
     if args.save_debug is not None:
         with AtomicOutput(args.save_debug, args.overwrite, is_dir=True) as tmp:
             save_image(tmp / "depth.png", depth_picture(scene.depth))
-            save_image(tmp / "motion.png", flow_picture(scene.image, motion.flow, motion.mask))
+            save_image(tmp / "motion.png", flow_picture(scene.image, prepared.motion.flow,
+                                                        prepared.motion.mask))
             for i, pic in enumerate(layer_pictures(scene.ldi)):
                 save_image(tmp / f"layer_{i}.png", pic)
         log.info("debug pictures written to '%s'", args.save_debug)
 
-    frames = render_frames(scene.cloud, path, size, components.decoder, settings,
-                           progress=not args.quiet)
+    frames = prepared.render(path, progress=not args.quiet)
     start = time.perf_counter()
     with contextlib.ExitStack() as stack:
         writers = [stack.enter_context(VideoWriter(

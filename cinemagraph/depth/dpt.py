@@ -48,6 +48,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..models.zoo import ModelSpec, register
+
 
 @dataclass(frozen=True)
 class Backbone:
@@ -360,3 +362,9 @@ def median_filter_5x5(x: Tensor, rows_per_chunk: int = 256) -> Tensor:
         windows = F.unfold(padded[..., top:top + rows + 4, :], 5)  # (1, 25, rows * W)
         out[..., top:top + rows, :] = windows.median(dim=1).values.view(1, 1, rows, -1)
     return out
+
+
+register(ModelSpec("dpt_hybrid", DPTHybrid, "dpt_hybrid-midas-501f0c75.pt",
+                   description="DPT-Hybrid (ViT-Hybrid on timm), relative inverse depth"))
+register(ModelSpec("dpt_large", DPTLarge, "dpt_large-midas-2f21e586.pt",
+                   description="DPT-Large (ViT-L/16 on timm), relative inverse depth"))

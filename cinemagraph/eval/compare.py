@@ -91,7 +91,7 @@ def environment(device: torch.device) -> str:
 
 def _default_methods() -> list[str]:
     """Every method; the learned one only where its weights are found."""
-    from ..models.spacetime import find_spacetime
+    from ..spacetime import find_spacetime
 
     learned = find_spacetime() is not None
     return [m for m in METHODS if m != "ours-learned" or learned]

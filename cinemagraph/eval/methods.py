@@ -33,11 +33,12 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from ..api import PreparedScene, RenderOptions
 from ..conventions import bilinear_sample, pixel_grid, project, transform_points, unproject
 from ..depth.base import median_depth
 from ..filters import push_pull_fill
 from ..ldi import LDISettings
-from ..models import CompositingDecoder
+from ..render.decode import CompositingDecoder
 from ..motion.field import MotionField
 from ..motion.integrate import integrate_displacements
 from ..pipeline import Components, build_scene
@@ -222,15 +223,11 @@ def nvs_then_2d_anim_ma(inp: MethodInput) -> Tensor:
 
 def _pipeline(inp: MethodInput, symmetric: bool = True, ldi: LDISettings | None = None,
               border: float | None = None, components: Components | None = None) -> Tensor:
-    n = len(inp.path)
-    h, w = inp.image.shape[-2:]
-    components = components or Components()
-    scene = build_scene(inp.image, inp.depth, inp.motion, n, components, ldi,
-                        border=_border(inp) if border is None else border)
-    path = CameraPath(inp.path.name, inp.path.world_to_camera.to(inp.image.device),
-                      inp.path.K.to(inp.image.device), inp.path.closed)
-    settings = RenderSettings(symmetric=symmetric)
-    return torch.cat(list(render_frames(scene.cloud, path, (h, w), components.decoder, settings)))
+    scene = PreparedScene.of(inp.image, inp.depth, inp.motion,
+                             RenderOptions(symmetric=symmetric), components,
+                             ldi_settings=ldi or LDISettings(),
+                             border=_border(inp) if border is None else border)
+    return torch.cat(list(scene.render(inp.path)))
 
 
 #: The naive cloud: one layer, no edge sharpening, no inpainting, no border extension.
@@ -284,7 +281,7 @@ def _learned_components(device, weights: Path | None = None) -> Components:
     """The learned feature network and decoder of ``weights``, else those found by
     :func:`find_spacetime` (official checkpoint, else ours), loaded once per device."""
     from ..errors import UserError
-    from ..models.spacetime import find_spacetime, learned_components
+    from ..spacetime import find_spacetime, learned_components
 
     path = weights or find_spacetime()
     if path is None:

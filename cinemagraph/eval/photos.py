@@ -3,8 +3,8 @@ render a photo both ways and measure the change over boxes that must not change.
 
 A photo folder has the layout of the project's sample photos: ``image.jpg`` or ``image.png``,
 optionally ``image.json`` (moving region and motion hints, labelme format) and ``depth.png``
-(a depth map). Renders go through the render command (:mod:`cinemagraph.cli.render`), so
-they are what a user gets, with everything but the decoder equal.
+(a depth map). Renders go through the library's front door (:func:`cinemagraph.prepare`), as
+the render command's do, so they are what a user gets, with everything but the decoder equal.
 
 A box is ``NAME=X0,Y0,X1,Y1``: the photo folder's name and pixels of the rendered frame
 (end exclusive), for example astronaut_moon's dark glove at ``--max-size 448`` on a circling
@@ -23,7 +23,6 @@ losslessly.
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,37 +107,28 @@ def render_photo(folder: Path, work: Path, *, camera: str, frames: int, max_size
                  device: str = "auto", weights: Path | None = None,
                  weights_dir: Path | None = None,
                  decoder_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Render the photo of ``folder`` with the built-in decoder (``weights`` None) or the
-    learned one of the weight file ``weights`` (at the render's ``--decoder-size``
-    ``decoder_size``, None: its default), the other components found as the render finds
-    them (``weights_dir`` is its ``--weights-dir``); return its middle frame and frame 0,
-    ``(H, W, 3)`` uint8. Scratch files go under ``work``."""
-    import imageio.v3 as iio
-
-    from ..cli.render import main as render
+    """Render the photo of ``folder`` as the render command does (:func:`cinemagraph.prepare`)
+    with the built-in decoder (``weights`` None) or the learned one of the weight file
+    ``weights`` (at ``decoder_size``, None: the default), the other components found as the
+    render finds them (``weights_dir`` is its ``--weights-dir``); return its middle frame and
+    frame 0, ``(H, W, 3)`` uint8. ``work`` is kept for callers' scratch files."""
+    from ..api import RenderOptions, prepare
+    from ..media.image import to_uint8
+    from ..motion import read_labelme
 
     image = photo_image(folder)
-    run = Path(tempfile.mkdtemp(dir=work))
-    argv = [str(image), "--camera", camera, "--frames", str(frames), "--max-size", str(max_size),
-            "--save-frames", str(run / "frames"), "-o", str(run / "video.mp4"), "--quiet",
-            "--device", device]
-    if weights is None:
-        argv += ["--decoder", "builtin"]
-    else:
-        argv += ["--decoder", "learned", "--decoder-weights", str(weights)]
-        if decoder_size is not None:
-            argv += ["--decoder-size", str(decoder_size)]
-    if weights_dir is not None:
-        argv += ["--weights-dir", str(weights_dir)]
-    if (folder / HINTS_FILE).is_file():
-        argv += ["--motion", str(folder / HINTS_FILE)]
+    options = RenderOptions(max_size=max_size, device=device, weights_dir=weights_dir,
+                            decoder="builtin" if weights is None else "learned",
+                            decoder_weights=weights)
+    if weights is not None and decoder_size is not None:
+        options.decoder_size = decoder_size
     if (folder / DEPTH_FILE).is_file():
-        argv += ["--depth", str(folder / DEPTH_FILE)]
-    if render(argv) != 0:
-        raise UserError(f"rendering '{image}' with the {'built-in' if weights is None else weights}"
-                        " decoder failed (its error is above)")
-    shots = sorted((run / "frames").glob("*.png"))
-    return iio.imread(shots[len(shots) // 2])[..., :3], iio.imread(shots[0])[..., :3]
+        options.depth = folder / DEPTH_FILE
+    scene = prepare(image, options)
+    if (folder / HINTS_FILE).is_file():
+        scene = scene.with_motion(read_labelme(folder / HINTS_FILE, scene.original_size))
+    shots = [to_uint8(frame) for frame in scene.render(camera, frames)]
+    return shots[len(shots) // 2][..., :3], shots[0][..., :3]
 
 
 @dataclass

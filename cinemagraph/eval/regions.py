@@ -34,8 +34,8 @@ import torch
 from torch import Tensor
 
 from ..errors import UserError
-from ..models.decoder import SplattedFrame
-from ..models.spacetime import from_outside, moving_opacity
+from ..render.decode import SplattedFrame
+from ..spacetime.rules import from_outside, moving_opacity
 
 #: The regions of a frame, in the order of :func:`region_masks`.
 REGIONS = ("border", "fluid", "static")

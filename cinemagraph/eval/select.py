@@ -31,7 +31,7 @@ photo change is the largest of these in size; ``--max-photo-change`` leaves out 
 above it, as ``--max-frame0-window`` does. ``--photo-mirror`` measures every box on the photo
 mirrored left to right too (:func:`~cinemagraph.eval.photos.mirror_photo`): a second photo for
 the same box, with holes of its own; our networks are no mirror-symmetric functions. Whether
-the photos look better stays a matter of looking (``benchmarks/decoder_contact_sheet.py``).
+the photos look better stays a matter of looking (``python -m cinemagraph.eval.contact_sheet``).
 
 Prints the table (one row per weight file, the pick marked) and writes it as CSV to
 ``--out`` (not overwritten without ``--overwrite``), the photo boxes' changes included.
@@ -120,7 +120,7 @@ def select(cfg, files: list[Path], max_frame0_window: float | None = None,
     from omegaconf import OmegaConf
     from tqdm import tqdm
 
-    from ..models.spacetime import load_spacetime
+    from ..spacetime import load_spacetime
     from .compare import evaluate, summarize
 
     computed_on = []

@@ -89,7 +89,9 @@ def build_layered_depth_image(image: Tensor, depth: Tensor, motion: MotionField,
         coverage = visible | hole
         layer_flow = layer_flow * coverage
         depth_field = push_pull_fill(layer_depth.log(), coverage.to(depth.dtype)).exp()
-        layers.append((color, layer_depth, visible, coverage, layer_flow, depth_field))
+        layers.append((color, layer_depth, visible, coverage, layer_flow, depth_field,
+                       context, hole))
     log.info("layered depth image: %d layer(s), inpainting: %s", len(layers),
              inpainter.description)
-    return LayeredDepthImage(*(torch.cat(parts) for parts in zip(*layers)))
+    parts = [torch.cat(p) for p in zip(*layers)]
+    return LayeredDepthImage(*parts[:6], flow_context=parts[6], flow_holes=parts[7])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 
+import torch
 from torch import Tensor
 
 from ..conventions import check_shape
@@ -22,7 +23,11 @@ class LayeredDepthImage:
     to place moving points wherever the flow takes them;
     ``border``: how many pixels the layers extend past the photo on every side (the border a
     camera path needs, :func:`cinemagraph.pipeline.build_scene`), so the photo is
-    ``(H - 2 border, W - 2 border)``.
+    ``(H - 2 border, W - 2 border)``;
+    ``flow_context`` and ``flow_holes``: ``(L, 1, H, W)`` bool, where known: the pixels whose
+    motion each layer's inpainted pixels continue, and those pixels, so that another motion
+    can be given to the same layers (:meth:`with_flow`) without splitting and inpainting the
+    photo again: neither depends on the motion.
     """
 
     color: Tensor
@@ -32,6 +37,8 @@ class LayeredDepthImage:
     flow: Tensor
     depth_field: Tensor
     border: int = 0
+    flow_context: Tensor | None = None
+    flow_holes: Tensor | None = None
 
     def __post_init__(self):
         check_shape("color", self.color, (None, 3, None, None))
@@ -39,6 +46,26 @@ class LayeredDepthImage:
         for name in ("depth", "visible", "coverage", "depth_field"):
             check_shape(name, getattr(self, name), (layers, 1, h, w))
         check_shape("flow", self.flow, (layers, 2, h, w))
+
+    def with_flow(self, flow: Tensor) -> "LayeredDepthImage":
+        """The same layers carrying the photo's motion ``flow (1, 2, H, W)`` (pixels per
+        frame, zero where nothing moves), continued into each layer's inpainted pixels as the
+        procedure that made them continues it (push-pull from ``flow_context``)."""
+        from ..filters import push_pull_fill
+
+        if self.flow_context is None or self.flow_holes is None:
+            raise ValueError("these layers do not say where their motion comes from: build "
+                             "them again with the new motion")
+        check_shape("flow", flow, (1, 2) + self.size)
+        layers = []
+        for i in range(self.num_layers):
+            holes = self.flow_holes[i:i + 1]
+            layer_flow = flow
+            if holes.any():
+                filled = push_pull_fill(flow, self.flow_context[i:i + 1].to(flow.dtype))
+                layer_flow = torch.where(holes, filled, flow)
+            layers.append(layer_flow * self.coverage[i:i + 1])
+        return replace(self, flow=torch.cat(layers))
 
     @property
     def num_layers(self) -> int:

@@ -126,6 +126,7 @@ def sequential_layered_depth_image(image: Tensor, depth: Tensor, motion: MotionF
             alpha = own
             layer_depth = refine_near_discontinuity(depth, alpha, s.refine_kernel)
             color, before, layer_flow = image, own, flow
+            context, holes = own, torch.zeros_like(own)
         else:
             if int(erode_square(own, s.context_erosion).sum()) < s.min_layer_pixels:
                 log.info("layer %d skipped: fewer than %d pixels after erosion", i,
@@ -158,7 +159,8 @@ def sequential_layered_depth_image(image: Tensor, depth: Tensor, motion: MotionF
         depth_field = push_pull_fill(layer_depth.clamp_min(1e-6).log(),
                                      alpha.to(depth.dtype)).exp()
         layer_depth = torch.where(alpha, layer_depth, depth_field)
-        layers.append((color, layer_depth, before, alpha, layer_flow, depth_field))
+        layers.append((color, layer_depth, before, alpha, layer_flow, depth_field, context, holes))
     log.info("layered depth image (original procedure): %d layer(s), inpainting: %s",
              len(layers), inpainter.description)
-    return LayeredDepthImage(*(torch.cat(parts) for parts in zip(*layers)))
+    parts = [torch.cat(p) for p in zip(*layers)]
+    return LayeredDepthImage(*parts[:6], flow_context=parts[6], flow_holes=parts[7])

@@ -1,13 +1,6 @@
-"""Network interfaces of the pipeline and their built-in, weight-free implementations.
+"""The network zoo: the official networks by name (:mod:`.zoo`: registry and the one
+weight loader) and their modules. Stages use them through their own components."""
 
-The learned feature network and decoder plug in behind :class:`FeatureExtractor` and
-:class:`Decoder`; until they do, the pipeline runs :class:`RGBDisparityFeatures` and
-:class:`CompositingDecoder` and says so in the log.
-"""
-
-from .decoder import CompositingDecoder, Decoder, SplattedFrame
-from .features import FeatureExtractor, RGBDisparityFeatures
 from .zoo import REGISTRY, create, find_weights
 
-__all__ = ["REGISTRY", "CompositingDecoder", "Decoder", "FeatureExtractor",
-           "RGBDisparityFeatures", "SplattedFrame", "create", "find_weights"]
+__all__ = ["REGISTRY", "create", "find_weights"]

@@ -25,6 +25,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from .zoo import ModelSpec, register
+
 
 def _bn(channels: int) -> nn.BatchNorm2d:
     return nn.BatchNorm2d(channels, track_running_stats=False)
@@ -125,3 +127,9 @@ PRESETS = {
     "base": dict(out_ch=16, widths=(32, 64, 128), blocks=(2, 2, 2), mid=16),
     "small": dict(out_ch=8, widths=(16, 32, 64), blocks=(1, 1, 1), mid=16),
 }
+
+
+register(ModelSpec("feature_net", lambda: ResUNet(in_ch=4, out_ch=32), "model_150000.pth",
+                   container_key="feature_net",
+                   description="3D Cinemagraphy feature network (training checkpoint entry "
+                               "'feature_net')"))

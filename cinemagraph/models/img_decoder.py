@@ -27,6 +27,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from .zoo import ModelSpec, register
+
 
 def _block(cin: int, cout: int) -> nn.Sequential:
     """3x3 reflect-padded convolution with bias, GroupNorm (32 channels a group, at least
@@ -150,3 +152,9 @@ class ImgDecoder(nn.Module):
         x = self.up3(x, x31, x30)
         x = self.up4(x, x21, x20)
         return self.outc(x, first)
+
+
+register(ModelSpec("img_decoder", lambda: ImgDecoder(in_ch=37, out_ch=3), "model_150000.pth",
+                   container_key="img_decoder",
+                   description="3D Cinemagraphy image decoder (training checkpoint entry "
+                               "'img_decoder')"))

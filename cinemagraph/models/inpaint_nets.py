@@ -34,6 +34,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from .zoo import ModelSpec, register
+
 from ..errors import UserError
 
 #: Parts of a tensor with their masks: (channels, mask (B, 1, H, W) of 0/1).
@@ -181,3 +183,16 @@ class InpaintColorNet(_PartialUNet):
         self.dec_3A = PCBActiv(256 + 128, 128, activation="leaky")
         self.dec_2A = PCBActiv(128 + 64, 64, activation="leaky")
         self.dec_1A = PCBActiv(64 + 6, 3, bn=False, activation=None, bias=True)
+
+
+def _check_mask_kernels(module: nn.Module) -> None:
+    module.check_mask_kernels()
+
+
+register(ModelSpec("inpaint_depth_net", InpaintDepthNet, "depth-model.pth",
+                   check=_check_mask_kernels,
+                   description="3D Photo Inpainting depth network (partial-convolution U-Net), "
+                               "zero-mean log depth"))
+register(ModelSpec("inpaint_color_net", InpaintColorNet, "color-model.pth",
+                   check=_check_mask_kernels,
+                   description="3D Photo Inpainting colour network (partial-convolution U-Net)"))

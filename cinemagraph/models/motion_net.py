@@ -39,6 +39,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from .zoo import ModelSpec, register
+
 
 class SNConv2d(nn.Module):
     """A convolution with spectral norm, keys ``bias``, ``weight_orig``, ``weight_u``,
@@ -173,3 +175,8 @@ class MotionNet(nn.Module):
         p = self.motion_predictor
         return [getattr(p, f"conv{i}") for i in range(1, 9)] + \
                [getattr(p, f"dconv{i}") for i in range(1, 9)]
+
+
+register(ModelSpec("motion_net", MotionNet, "sceneflow_model.pth", container_key="netG",
+                   description="3D Cinemagraphy Eulerian motion network (SPADE U-Net; "
+                               "checkpoint entry 'netG', keys 'motion_predictor.*')"))

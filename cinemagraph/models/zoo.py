@@ -17,6 +17,7 @@ declares unused (DPT's ``pretrained.model.head.*``) are dropped; everything else
 exactly, and a mismatch is reported with the missing and unexpected keys and the official
 file that was expected.
 
+Each network registers its :class:`ModelSpec` in its own file (:data:`SOURCES`).
 Weights are looked for by official file name in, in order: a directory given by the caller
 (``--weights-dir``), ``$CINEMAGRAPH_WEIGHTS``, and ``pretrained/`` of the working directory
 and of the source tree (:func:`find_weights`).
@@ -25,6 +26,7 @@ and of the source tree (:func:`find_weights`).
 from __future__ import annotations
 
 import fnmatch
+import importlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,14 +62,68 @@ class ModelSpec:
     check: Callable[[nn.Module], None] | None = None
 
 
-REGISTRY: dict[str, ModelSpec] = {}
-#: Names the project will register (the issues of the other networks add theirs).
-KNOWN = ("dpt_hybrid", "dpt_large", "motion_net", "inpaint_depth_net", "inpaint_color_net",
-         "feature_net", "img_decoder")
+#: Where each network registers itself (in its own file, as timm's models do): those
+#: modules are imported the first time the registry is read, so the zoo imports no stage.
+SOURCES = {"dpt_hybrid": "cinemagraph.depth.dpt", "dpt_large": "cinemagraph.depth.dpt",
+           "motion_net": "cinemagraph.models.motion_net",
+           "inpaint_depth_net": "cinemagraph.models.inpaint_nets",
+           "inpaint_color_net": "cinemagraph.models.inpaint_nets",
+           "feature_net": "cinemagraph.models.feature_net",
+           "img_decoder": "cinemagraph.models.img_decoder"}
+KNOWN = tuple(SOURCES)
+
+
+class Registry(dict):
+    """The registered :class:`ModelSpec` s by name; reading it first imports every module of
+    :data:`SOURCES`, where the networks register themselves (:func:`register`)."""
+
+    _loaded = False
+
+    def _load(self) -> None:
+        if not self._loaded:
+            self._loaded = True
+            for module in dict.fromkeys(SOURCES.values()):
+                importlib.import_module(module)
+
+    def __getitem__(self, name):
+        self._load()
+        return super().__getitem__(name)
+
+    def __contains__(self, name) -> bool:
+        self._load()
+        return super().__contains__(name)
+
+    def __iter__(self):
+        self._load()
+        return super().__iter__()
+
+    def __len__(self) -> int:
+        self._load()
+        return super().__len__()
+
+    def get(self, name, default=None):
+        self._load()
+        return super().get(name, default)
+
+    def keys(self):
+        self._load()
+        return super().keys()
+
+    def items(self):
+        self._load()
+        return super().items()
+
+    def values(self):
+        self._load()
+        return super().values()
+
+
+REGISTRY = Registry()
 
 
 def register(spec: ModelSpec) -> ModelSpec:
-    REGISTRY[spec.name] = spec
+    """Add ``spec`` to the registry (each network's own file calls this)."""
+    dict.__setitem__(REGISTRY, spec.name, spec)
     return spec
 
 
@@ -178,79 +234,3 @@ def find_weights(name: str, weights_dir: str | Path | None = None) -> Path | Non
         if candidate.is_file():
             return candidate
     return None
-
-
-def _img_decoder() -> nn.Module:
-    from .img_decoder import ImgDecoder
-
-    return ImgDecoder(in_ch=37, out_ch=3)
-
-
-def _dpt_hybrid() -> nn.Module:
-    from ..depth.dpt import DPTHybrid
-
-    return DPTHybrid()
-
-
-register(ModelSpec("dpt_hybrid", _dpt_hybrid, "dpt_hybrid-midas-501f0c75.pt",
-                   description="DPT-Hybrid (ViT-Hybrid on timm), relative inverse depth"))
-
-
-def _dpt_large() -> nn.Module:
-    from ..depth.dpt import DPTLarge
-
-    return DPTLarge()
-
-
-register(ModelSpec("dpt_large", _dpt_large, "dpt_large-midas-2f21e586.pt",
-                   description="DPT-Large (ViT-L/16 on timm), relative inverse depth"))
-
-
-def _feature_net() -> nn.Module:
-    from .feature_net import ResUNet
-
-    return ResUNet(in_ch=4, out_ch=32)
-
-
-register(ModelSpec("feature_net", _feature_net, "model_150000.pth", container_key="feature_net",
-                   description="3D Cinemagraphy feature network (training checkpoint entry "
-                               "'feature_net')"))
-register(ModelSpec("img_decoder", _img_decoder, "model_150000.pth", container_key="img_decoder",
-                   description="3D Cinemagraphy image decoder (training checkpoint entry "
-                               "'img_decoder')"))
-
-
-def _inpaint_depth_net() -> nn.Module:
-    from .inpaint_nets import InpaintDepthNet
-
-    return InpaintDepthNet()
-
-
-def _inpaint_color_net() -> nn.Module:
-    from .inpaint_nets import InpaintColorNet
-
-    return InpaintColorNet()
-
-
-def _check_mask_kernels(module: nn.Module) -> None:
-    module.check_mask_kernels()
-
-
-register(ModelSpec("inpaint_depth_net", _inpaint_depth_net, "depth-model.pth",
-                   check=_check_mask_kernels,
-                   description="3D Photo Inpainting depth network (partial-convolution U-Net), "
-                               "zero-mean log depth"))
-register(ModelSpec("inpaint_color_net", _inpaint_color_net, "color-model.pth",
-                   check=_check_mask_kernels,
-                   description="3D Photo Inpainting colour network (partial-convolution U-Net)"))
-
-
-def _motion_net() -> nn.Module:
-    from .motion_net import MotionNet
-
-    return MotionNet()
-
-
-register(ModelSpec("motion_net", _motion_net, "sceneflow_model.pth", container_key="netG",
-                   description="3D Cinemagraphy Eulerian motion network (SPADE U-Net; "
-                               "checkpoint entry 'netG', keys 'motion_predictor.*')"))

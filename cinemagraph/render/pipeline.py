@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from ..conventions import project, transform_points
-from ..models.decoder import Decoder, SplattedFrame
+from .decode import Decoder, SplattedFrame
 from .camera import CameraPath
 from .pointcloud import AnimatedPointCloud
 from .splat import SplatPlan, apply_splat_plan, plan_splat, splat_points
@@ -63,7 +63,7 @@ def plan_cloud_view(cloud: AnimatedPointCloud, positions: Tensor, world_to_camer
                     settings: RenderSettings) -> tuple[SplatPlan, Tensor, Tensor, Tensor]:
     """Return the :class:`~cinemagraph.render.splat.SplatPlan` of what :func:`splat_cloud`
     splats, its composited depth ``(1, 1, H, W)``, displacement ``(1, 2, H, W)`` and share of
-    moving points ``(1, 1, H, W)`` (see :class:`~cinemagraph.models.decoder.SplattedFrame`);
+    moving points ``(1, 1, H, W)`` (see :class:`~cinemagraph.render.decode.SplattedFrame`);
     the cloud's features are not needed (apply any with
     :func:`~cinemagraph.render.splat.apply_splat_plan`)."""
     xy, z, radius_px = _project_cloud(cloud, positions, world_to_camera, K)

@@ -77,10 +77,7 @@ class SpaceTimeDataConfig:
     stay exact); ``floaters``: the share of synthetic scenes given 2-4 small hovering boxes
     just behind a box's silhouette (see :func:`cinemagraph.data.scene.sample_scene`);
     ``relight``: the share of synthetic scenes whose sky and fluids are darkened and boxes
-    darkened or brightened (:func:`cinemagraph.data.scene.relight`); ``thin_lines``: the
-    share of samples whose forward or backward splat gets one row or column over its moving
-    points covered thinly (:func:`cinemagraph.train.spacetime.thin_line`), as a stretched
-    fluid leaves on a photo (0: none; the target stays); ``photos``: a folder of image files
+    darkened or brightened (:func:`cinemagraph.data.scene.relight`); ``photos``: a folder of image files
     drawn as textures alongside the train split's own photographs, each as often as one of
     them (null: none; :func:`cinemagraph.data.textures.photo_files`; synthetic train split
     only)."""
@@ -103,52 +100,30 @@ class SpaceTimeDataConfig:
     depth_blur_sigma: list[float] = field(default_factory=lambda: [1.0, 4.0])
     floaters: float = 0.0
     relight: float = 0.0
-    thin_lines: float = 0.0
     photos: Optional[str] = None
 
 
 @dataclass
 class SpaceTimeModelConfig:
-    """``preset``: official, base or small (:mod:`cinemagraph.models.spacetime`); ``init``:
-    weights to start from; ``correction``: where the residual presets' correction applies
-    (``everywhere``, ``gate`` or ``band``, :mod:`cinemagraph.models.spacetime`; weights from
-    ``init`` switch to it), ``band_px`` the band's width and ``crack_px`` its width around
-    cracks (holes under 3 px across; null: ``band_px``), ``fluid_px`` its width around the
-    pixels that moving points cover (0: none) and ``fluid_rule`` what the correction may do
-    there away from holes (``free``; ``between``: stay within the forward and the backward
-    cloud's colours; ``detail``: add only the correction's detail; ``smooth``: anything, but
-    blurred where a cloud covers a pixel thinly), and ``fluid_border`` whether the fluid
-    band covers the border the layers add around the photo too (false: the hole band alone
-    there, so nothing is guessed beyond the photo's edge), and ``moved_detail`` whether the
-    correction's detail applies outside both bands where the points seen have moved (band
-    correction only), and ``clamp_px`` (0: off; odd) the window within whose colours of the
-    built-in frame the correction keeps the pixels that points cover (band correction only);
-    ``refiner``: give the model a refiner of this base width (0: none; weights from ``init``
-    keep theirs), a second image decoder that adds to the correction, starting at zero;
-    ``freeze_base``: train the refiner alone, the feature network, decoder and gate fixed
-    (so training starts from what ``init`` renders and cannot first undo it); ``gate_lr``: the
-    learning rate of the gate (null: ``train.lr``; it starts at ``sigmoid(2)``, where its
-    gradient is small, so it may need a higher one; 0 keeps it fixed); ``ema``: the decay of
-    an exponential moving average of the weights, updated after every step (0: none; 0.999
-    averages over about the last 1,000 steps), which the ``step_N.safetensors`` checkpoints
-    then hold (the ``.pt`` files hold both); ``save_fp16``: write those ``step_N.safetensors``
-    files in fp16, as our shipped weights are (half the size: 11.2 MB for ``base`` instead of
-    22.5, within the GPU machine's transfer limit; the ``.pt`` files keep fp32 for resuming);
-    the discriminator as for the motion network."""
+    """``preset``: official, base or small (:mod:`cinemagraph.spacetime.network`); ``init``:
+    weights to start from; for the residual presets, where their correction applies
+    (:class:`cinemagraph.spacetime.rules.DecodeRules`, whose defaults these are: the shipped
+    rules): ``band_px`` the hole band's width and ``crack_px`` its width around cracks,
+    ``fluid_px`` the band around moving points (0: none), ``fluid_rule`` (``free`` or
+    ``smooth``) and ``fluid_border``; weights from ``init`` take these rules (logged where
+    they change). ``ema``: the decay of an exponential moving average of the weights, updated
+    after every step (0: none; 0.999 averages over about the last 1,000 steps), which the
+    ``step_N.safetensors`` checkpoints then hold (the ``.pt`` files hold both); ``save_fp16``:
+    write those ``step_N.safetensors`` files in fp16, as the shipped weights are (the ``.pt``
+    files keep fp32 for resuming); the discriminator as for the motion network."""
 
     preset: str = "small"
     init: Optional[str] = None
-    correction: str = "gate"
-    band_px: int = 31
-    crack_px: Optional[int] = None
-    fluid_px: int = 0
-    fluid_rule: str = "free"
-    fluid_border: bool = True
-    moved_detail: bool = False
-    clamp_px: int = 0
-    refiner: int = 0
-    freeze_base: bool = False
-    gate_lr: Optional[float] = None
+    band_px: int = 191
+    crack_px: int = 9
+    fluid_px: int = 191
+    fluid_rule: str = "smooth"
+    fluid_border: bool = False
     ema: float = 0.0
     save_fp16: bool = False
     ndf: int = 64
@@ -158,15 +133,11 @@ class SpaceTimeModelConfig:
 
 @dataclass
 class SpaceTimeLossConfig:
-    """Weights: L1 and squared error (L2) on defined pixels, the scenes' mean negative PSNR
-    (``psnr``: each scene's PSNR of its samples' pooled squared error, in dB, as the comparison
-    averages scenes; the squared error of the whole batch weighs a scene by its error instead),
-    perceptual (LPIPS-VGG, only where its weights are present), hinge GAN, discriminator
+    """Weights: L1 and squared error (L2) on defined pixels, perceptual (LPIPS-VGG, only where its weights are present), hinge GAN, discriminator
     feature matching."""
 
     l1: float = 1.0
     l2: float = 0.0
-    psnr: float = 0.0
     perceptual: float = 1.0
     gan: float = 0.05
     feature_matching: float = 0.5
@@ -197,9 +168,7 @@ class TrainerConfig:
     """``steps``: where training stops (a resumed run continues to it); checkpoints and
     sample pictures every so many steps, the last ``keep_last`` checkpoints kept;
     ``resume``: continue from the newest checkpoint in the run directory, if any;
-    ``replay``: after each new batch, that many more steps on batches drawn (seeded) from the
-    last ``replay_buffer`` new ones (0: every step a new batch), for when making the data,
-    not the step, is the limit; ``num_workers``: the loader's worker processes (-1, the
+    ``num_workers``: the loader's worker processes (-1, the
     default: on a GPU each process's share of the CPUs less one, on the CPU none;
     :func:`~cinemagraph.train.loop.loader_workers`); ``pin_memory``: the loader copies each
     batch into page-locked memory before the step moves it to a GPU; ``time_limit``: seconds
@@ -217,8 +186,6 @@ class TrainerConfig:
     device: str = "auto"
     seed: int = 0
     resume: bool = True
-    replay: int = 0
-    replay_buffer: int = 32
     pin_memory: bool = True
     time_limit: float = 0.0
 

@@ -181,23 +181,8 @@ class Trainer:
         return order[self.rank::self.world]
 
     def batches(self, dataset):
-        """Yield batches forever: new ones (:meth:`new_batches`), each followed by
-        ``trainer.replay`` batches drawn again from the last ``trainer.replay_buffer`` new
-        ones (the draws seeded by the run's seed and the new batch's number, the same on every
-        rank and run)."""
-        t = self.cfg.trainer
-        replay = max(0, int(t.replay))
-        start = self.step // (1 + replay)  # a resumed run continues with the next new batch
-        if replay == 0:
-            yield from self.new_batches(dataset, start)
-            return
-        buffer = []
-        for i, batch in enumerate(self.new_batches(dataset, start), start=start):
-            yield batch
-            buffer = (buffer + [batch])[-max(1, int(t.replay_buffer)):]
-            rng = np.random.default_rng([t.seed, i, 23])
-            for k in rng.integers(len(buffer), size=replay):
-                yield buffer[int(k)]
+        """Yield batches forever; a resumed run continues with the next one."""
+        yield from self.new_batches(dataset, self.step)
 
     def new_batches(self, dataset, start: int):
         """Yield the batches forever from the ``start``-th on, epoch after epoch, each rank its

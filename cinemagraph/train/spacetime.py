@@ -8,9 +8,7 @@ is linear in the features; the point positions carry no gradient, as in the rend
 frames of a batch are decoded together: the loss reaches both networks through the whole
 render.
 
-Losses: L1 and squared error on the pixels the ground truth defines, the scenes' mean
-negative PSNR (``psnr``: each scene's of its samples' pooled squared error, as the comparison
-averages scenes), a perceptual loss (LPIPS with VGG-16) where
+Losses: L1 and squared error on the pixels the ground truth defines, a perceptual loss (LPIPS with VGG-16) where
 torchvision's VGG-16 weights are in the torch hub cache (otherwise it is off and the log says
 so; nothing replaces it), and a two-scale PatchGAN with hinge loss and feature matching; the
 weights are in ``spacetime.loss``. With ``torchrun --nproc_per_node=N`` the render module
@@ -21,6 +19,7 @@ epoch; rank 0 writes logs, samples and checkpoints.
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 import logging
 from pathlib import Path
 
@@ -31,8 +30,8 @@ import torch.nn as nn
 from torch import Tensor
 
 from ..errors import UserError
-from ..models.decoder import SplattedFrame
-from ..models.spacetime import SpaceTimeModel, load_spacetime, moving_opacity
+from ..render.decode import SplattedFrame
+from ..spacetime import SpaceTimeModel, load_spacetime
 from ..render.pointcloud import point_features
 from ..render.splat import apply_splat_plan
 from .gan import MultiscaleDiscriminator, feature_matching_loss, hinge_d_loss, hinge_g_loss
@@ -60,50 +59,14 @@ def perceptual_loss_or_reason(device):
         return None, f"perceptual loss off: LPIPS-VGG could not be built ({type(e).__name__}: {e})"
 
 
-#: :func:`thin_line`'s opacity factors ``[low, high]``: the waterfall photo's stretched row
-#: keeps 0.75 of its opacity (``benchmarks/RESULTS.md``, sixteenth session).
-THIN_LINE_OPACITY = (0.6, 0.9)
-#: ``spacetime.loss.psnr`` takes each scene's PSNR of its squared error plus this (40 dB):
-#: its gradient weighs a scene by one over its error, which this bounds for scenes that are
-#: already nearly exact.
-PSNR_EPS = 1e-4
-
-
-def thin_line(frame: SplattedFrame) -> SplattedFrame:
-    """``frame`` with one random row or column through the pixels where most of the opacity
-    moves (as :func:`~cinemagraph.models.spacetime.moving_opacity` counts it), covered there
-    thinly: its opacity and premultiplied features times a factor drawn from
-    :data:`THIN_LINE_OPACITY` (so its colour stays), as points that a stretching flow pulls
-    apart cover a photo's frame; the rest, and frames without moving points, as they are.
-    Draws from torch's global generator (on the CPU), which the trainer seeds."""
-    fluid = (moving_opacity(frame, None) > 0.5)[0, 0]
-    u = torch.rand(3).tolist()
-    axis = 1 if u[1] < 0.5 else 0  # a row (reduced over columns) or a column
-    lines = fluid.any(axis).nonzero().squeeze(1)
-    if lines.numel() == 0:
-        return frame
-    low, high = THIN_LINE_OPACITY
-    factor = low + (high - low) * u[0]
-    pick = lines[min(int(u[2] * lines.numel()), lines.numel() - 1)]
-    line = torch.zeros_like(fluid)
-    if axis == 1:
-        line[pick, :] = True
-    else:
-        line[:, pick] = True
-    scale = 1.0 - (1.0 - factor) * (line & fluid).to(frame.alpha.dtype)
-    return frame._replace(features=frame.features * scale, alpha=frame.alpha * scale)
-
-
 class SpaceTimeRender(nn.Module):
     """Renders a batch of training items through the feature network, the splat plans and
     the decoder (the module DistributedDataParallel wraps); see
-    :mod:`.spacetime_samples`. In training mode, a share ``thin_lines`` of the samples get a
-    thinly covered line in their forward or backward splat (:func:`thin_line`)."""
+    :mod:`.spacetime_samples`."""
 
-    def __init__(self, model: SpaceTimeModel, thin_lines: float = 0.0):
+    def __init__(self, model: SpaceTimeModel):
         super().__init__()
         self.model = model
-        self.thin_lines = float(thin_lines)
 
     def forward(self, items: list[dict]) -> Tensor:
         forwards, backwards, times = [], [], []
@@ -119,12 +82,6 @@ class SpaceTimeRender(nn.Module):
                 backwards.append(None if sample["backward"] is None
                                  else _splatted(sample["backward"], end_points))
                 times.append(sample["time"])
-                thin = self.training and self.thin_lines > 0
-                if thin and float(torch.rand(())) < self.thin_lines:
-                    if backwards[-1] is not None and float(torch.rand(())) < 0.5:
-                        backwards[-1] = thin_line(backwards[-1])
-                    else:
-                        forwards[-1] = thin_line(forwards[-1])
         return self.model.decode_batch(forwards, backwards, times)
 
 
@@ -148,35 +105,20 @@ class SpaceTimeTrainer(Trainer):
         if model.preset != s.model.preset:
             raise UserError(f"spacetime.model.init holds the '{model.preset}' preset, not "
                             f"'{s.model.preset}'")
-        try:
-            model.set_correction(s.model.correction, s.model.band_px, s.model.crack_px,
-                                 s.model.fluid_px, s.model.fluid_rule, s.model.fluid_border,
-                                 s.model.moved_detail, s.model.clamp_px)
-        except ValueError as e:
-            raise UserError("spacetime.model.correction / band_px / crack_px / fluid_px / "
-                            f"fluid_rule / fluid_border / moved_detail / clamp_px: {e}") from None
-        try:
-            model.add_refiner(s.model.refiner)
-        except ValueError as e:
-            raise UserError(f"spacetime.model.refiner={s.model.refiner}: {e}") from None
-        if s.model.freeze_base:
-            if not s.model.init:
-                raise UserError("spacetime.model.freeze_base=true fixes the weights of "
-                                "spacetime.model.init, and none is given: name the trained "
-                                "weights to refine")
-            if model.refiner is None:
-                raise UserError("spacetime.model.freeze_base=true leaves nothing to train: give "
-                                "spacetime.model.refiner a width (such as 8) or init weights "
-                                "that hold a refiner")
-            for name, p in model.named_parameters():
-                p.requires_grad_(name.startswith("refiner."))
-            log.info("training the refiner alone: the feature network, decoder and gate stay "
-                     "as '%s' holds them", s.model.init)
+        if model.residual:
+            # The config sets the rules it names; a start file keeps its other constants.
+            try:
+                rules = replace(model.rules, band_px=s.model.band_px, crack_px=s.model.crack_px,
+                                fluid_px=s.model.fluid_px, fluid_rule=s.model.fluid_rule,
+                                fluid_border=s.model.fluid_border)
+            except ValueError as e:
+                raise UserError(f"spacetime.model: {e}") from None
+            if model.rules != rules:
+                log.info("the decoder's rules: %s -> %s", model.rules.describe(),
+                         rules.describe())
+                model.rules = rules
         self.model = model.to(device).train()
-        if not 0.0 <= s.data.thin_lines <= 1.0:
-            raise UserError(f"spacetime.data.thin_lines={s.data.thin_lines}: give a share in "
-                            "[0, 1]")
-        self.render = SpaceTimeRender(self.model, s.data.thin_lines)
+        self.render = SpaceTimeRender(self.model)
         if not 0.0 <= s.model.ema < 1.0:
             raise UserError(f"spacetime.model.ema={s.model.ema}: give a decay in [0, 1) "
                             "(0: no moving average; 0.999 is usual)")
@@ -188,14 +130,7 @@ class SpaceTimeTrainer(Trainer):
             from torch.nn.parallel import DistributedDataParallel as DDP
 
             self.render, self.D = DDP(self.render), DDP(self.D)
-        gate = [p for p in model.gate.parameters() if p.requires_grad] if model.gate is not None else []
-        rest = [p for name, p in model.named_parameters()
-                if not name.startswith("gate.") and p.requires_grad]
-        groups = [{"params": rest}]
-        if gate:
-            rate = cfg.train.lr if s.model.gate_lr is None else s.model.gate_lr
-            groups.append({"params": gate, "lr": rate})
-        self.make_optimizers(groups, self.D.parameters())
+        self.make_optimizers([{"params": list(model.parameters())}], self.D.parameters())
         self.perceptual = None
         if s.loss.perceptual > 0:
             self.perceptual, reason = perceptual_loss_or_reason(device)
@@ -259,13 +194,6 @@ class SpaceTimeTrainer(Trainer):
         # Logged values stay on the device until the step is queued: reading one (.item())
         # earlier would make the CPU wait for the forward pass before queuing the backward.
         out = {"l1": l1, "l2": mse}
-        if w.psnr:  # each scene's PSNR of its samples' pooled error, as the comparison's
-            sizes = [len(item["samples"]) for item in batch]
-            error = torch.stack([e.sum() for e in squared.split(sizes)])
-            pixels = torch.stack([d.sum() for d in defined.split(sizes)])
-            negative_psnr = 10 * torch.log10(error / pixels.clamp_min(1.0) + PSNR_EPS).mean()
-            loss = loss + w.psnr * negative_psnr
-            out["neg_psnr"] = negative_psnr
         if self.perceptual is not None:
             lp = self.perceptual(pred * 2 - 1, target_full * 2 - 1).mean()
             loss = loss + w.perceptual * lp
@@ -303,7 +231,7 @@ class SpaceTimeTrainer(Trainer):
     def save(self):
         path = super().save()
         if path is not None:
-            from ..models.spacetime import save_spacetime
+            from ..spacetime import save_spacetime
 
             meta = {"step": self.step}
             if self.ema is not None:

@@ -82,7 +82,7 @@ def test_lpips_is_zero_for_identical_images_and_grows_with_noise():
 @pytest.mark.parametrize("method", sorted(METHODS))
 def test_every_method_runs_on_a_tiny_scene(dataset, method, tmp_path, monkeypatch):
     if method == "ours-learned":  # untrained weights of a residual preset: plumbing only
-        from cinemagraph.models.spacetime import OWN_WEIGHTS, SpaceTimeModel, save_spacetime
+        from cinemagraph.spacetime import OWN_WEIGHTS, SpaceTimeModel, save_spacetime
 
         save_spacetime(SpaceTimeModel("small"), tmp_path / OWN_WEIGHTS)
         monkeypatch.setenv("CINEMAGRAPH_WEIGHTS", str(tmp_path))

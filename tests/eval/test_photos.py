@@ -2,7 +2,6 @@
 mean over a box, and the renders behind ``select --photo-box`` and the contact sheet."""
 
 import argparse
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -10,10 +9,9 @@ import pytest
 import torch
 
 from cinemagraph.errors import UserError
-from cinemagraph.eval.photos import PhotoCheck, box_change, parse_box, render_photo
-from cinemagraph.models.spacetime import SpaceTimeModel, save_spacetime
+from cinemagraph.eval.photos import DEPTH_FILE, HINTS_FILE, PhotoCheck, box_change, parse_box, render_photo
+from cinemagraph.spacetime import SpaceTimeModel, save_spacetime
 
-_SHEET = Path(__file__).resolve().parents[2] / "benchmarks" / "decoder_contact_sheet.py"
 BAD = ("170,175,195,200", "a=1,2,3", "a=5,0,5,4", "a=0,4,3,1", "a=x,0,1,1", "=0,0,1,1")
 
 
@@ -26,9 +24,8 @@ def test_a_box_is_parsed_and_bad_ones_are_refused():
 
 
 def test_the_contact_sheet_refuses_bad_regions_as_an_argument_error():
-    spec = importlib.util.spec_from_file_location("decoder_contact_sheet", _SHEET)
-    sheet = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(sheet)
+    from cinemagraph.eval import contact_sheet as sheet
+
     assert sheet.parse_region("a=1,2,3,4") == ("a", (1, 2, 3, 4))
     with pytest.raises(argparse.ArgumentTypeError, match="--region 'a=1,2,3'"):
         sheet.parse_region("a=1,2,3")
@@ -45,18 +42,40 @@ def test_the_box_change_is_the_signed_mean_over_the_box_only():
         box_change(before, after, (0, 0, 21, 4))
 
 
-@pytest.fixture(scope="module")
-def photo(tmp_path_factory):
-    """A small photo folder: a gradient with a dark square, no hints, no depth."""
+def _photo_folder(folder: Path, moving: bool) -> Path:
+    """A small photo folder: a gradient with a dark square; where ``moving``, the square
+    stands in front of it (a depth map) and its lower part flows right (labelme hints), so
+    the learned decoder's correction has holes and moving points to apply to."""
+    import json
+
     import imageio.v3 as iio
 
-    folder = tmp_path_factory.mktemp("photos") / "square"
-    folder.mkdir()
+    folder.mkdir(parents=True)
     y, x = np.mgrid[0:48, 0:64]
     image = np.stack([x * 4, y * 5, np.full_like(x, 160)], -1).astype(np.uint8)
     image[16:32, 24:40] = 30
     iio.imwrite(folder / "image.png", image)
+    if moving:
+        depth = (250 - 3 * y).astype(np.uint8)  # farther up, as a ground plane
+        depth[16:32, 24:40] = 40
+        iio.imwrite(folder / DEPTH_FILE, depth)
+        shapes = [{"label": "water", "shape_type": "polygon",
+                   "points": [[0, 34], [63, 34], [63, 47], [0, 47]]},
+                  {"label": "hint", "shape_type": "line", "points": [[10, 40], [40, 40]]}]
+        (folder / HINTS_FILE).write_text(json.dumps({"shapes": shapes, "imageWidth": 64,
+                                                     "imageHeight": 48}))
     return folder
+
+
+@pytest.fixture(scope="module")
+def photo(tmp_path_factory):
+    return _photo_folder(tmp_path_factory.mktemp("photos") / "square", moving=True)
+
+
+@pytest.fixture(scope="module")
+def still(tmp_path_factory):
+    """The photo without depth map or hints."""
+    return _photo_folder(tmp_path_factory.mktemp("still") / "square", moving=False)
 
 
 def test_weights_that_render_as_the_built_in_decoder_change_no_box_and_noisy_ones_do(
@@ -107,7 +126,7 @@ def test_the_weights_given_are_rendered_even_where_an_official_checkpoint_is_fou
 
 def test_the_render_runs_our_networks_at_the_decoder_size_it_is_given(photo, tmp_path):
     torch.manual_seed(1)
-    noisy = SpaceTimeModel("small", correction="everywhere")  # (the photo opens no holes)
+    noisy = SpaceTimeModel("small")
     with torch.no_grad():
         for p in noisy.parameters():
             p.add_(torch.randn_like(p) * 0.3)
@@ -154,7 +173,8 @@ def test_a_mirrored_photo_folder_mirrors_the_photo_its_depth_and_its_hints(tmp_p
     assert mirror_box((2, 3, 5, 9), 20) == (15, 3, 18, 9)
 
 
-def test_the_mirrored_check_measures_the_mirrored_boxes_on_the_mirrored_photo(photo, tmp_path):
+def test_the_mirrored_check_measures_the_mirrored_boxes_on_the_mirrored_photo(still, photo,
+                                                                              tmp_path):
     import imageio.v3 as iio
 
     from cinemagraph.eval.photos import mirror_photo
@@ -166,8 +186,8 @@ def test_the_mirrored_check_measures_the_mirrored_boxes_on_the_mirrored_photo(ph
     work = tmp_path / "work"
     work.mkdir()
     settings = dict(camera="zoom-in", frames=4, max_size=64, device="cpu")
-    middle = render_photo(photo, work, **settings)[0]
-    mirrored = render_photo(mirror_photo(photo, tmp_path / "m" / "square"), work, **settings)[0]
+    middle = render_photo(still, work, **settings)[0]
+    mirrored = render_photo(mirror_photo(still, tmp_path / "m" / "square"), work, **settings)[0]
     off = np.abs(mirrored.astype(int) - middle[:, ::-1]).max(2)
     assert (off > 4).mean() < 0.01 and off.mean() < 0.5
     assert np.abs(mirrored.astype(int) - middle).max() > 100  # the gradient runs the other way

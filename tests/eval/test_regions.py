@@ -10,8 +10,8 @@ from cinemagraph.eval import metrics
 from cinemagraph.eval.data import load_scene, scene_folders
 from cinemagraph.eval.methods import MethodInput, ours
 from cinemagraph.eval.regions import REGIONS, main, region_errors, region_masks, table
-from cinemagraph.models.decoder import SplattedFrame
-from cinemagraph.models.spacetime import SpaceTimeModel, save_spacetime
+from cinemagraph.render.decode import SplattedFrame
+from cinemagraph.spacetime import SpaceTimeModel, save_spacetime
 from cinemagraph.motion.field import MotionField
 
 from .scenes import tiny_scenes

@@ -8,7 +8,7 @@ from cinemagraph.errors import UserError
 from cinemagraph.eval.compare import main as compare_main
 from cinemagraph.eval.select import main as select_main
 from cinemagraph.eval.select import gain_se, pick, weight_files
-from cinemagraph.models.spacetime import OWN_WEIGHTS, SpaceTimeModel, save_spacetime
+from cinemagraph.spacetime import OWN_WEIGHTS, SpaceTimeModel, save_spacetime
 
 from .scenes import tiny_scenes
 

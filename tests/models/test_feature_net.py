@@ -42,7 +42,7 @@ def test_point_features_of_any_size_line_up_with_the_layers():
     import torch.nn.functional as F
 
     from cinemagraph.ldi.scene import LayeredDepthImage
-    from cinemagraph.models.spacetime import SpaceTimeModel
+    from cinemagraph.spacetime import SpaceTimeModel
 
     torch.manual_seed(0)
     model = SpaceTimeModel("small").eval()

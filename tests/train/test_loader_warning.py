@@ -76,7 +76,7 @@ def test_spacetime_batches_are_the_same_whatever_the_worker_count(tmp_path):
     from cinemagraph.train.spacetime import SpaceTimeTrainer
 
     small = ["experiment=spacetime_base", "spacetime.data.scenes=2", "spacetime.data.size=[48,64]",
-             "spacetime.data.frames=4", "trainer.batch_size=1", "trainer.replay=0",
+             "spacetime.data.frames=4", "trainer.batch_size=1",
              "trainer.device=cpu"]
     batches = []
     for workers in (0, 2):

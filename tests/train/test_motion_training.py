@@ -183,33 +183,6 @@ def test_a_resumed_epoch_continues_with_the_same_batches_without_making_skipped_
     assert len(data.made) == 8  # 2 batches of epoch 0 and 2 of epoch 1; none skipped made
 
 
-def test_replay_repeats_recent_batches_seeded_and_makes_each_new_batch_once(tmp_path):
-    from itertools import islice
-
-    from cinemagraph.train.loop import Trainer
-
-    cfg = config(["experiment=motion_synthetic", "trainer.batch_size=2", "trainer.device=cpu",
-                  "trainer.num_workers=0", "trainer.replay=2", "trainer.replay_buffer=2"])
-    plain = Trainer(config(["experiment=motion_synthetic", "trainer.batch_size=2",
-                            "trainer.device=cpu", "trainer.num_workers=0"]),
-                    tmp_path / "p", torch.device("cpu"))
-    new = [b.tolist() for b in islice(plain.batches(Counting()), 4)]
-    data = Counting()
-    steps = [b.tolist() for b in islice(Trainer(cfg, tmp_path / "a", torch.device("cpu"))
-                                        .batches(data), 12)]
-    assert steps[::3] == new  # every third step a new batch, in the plain order
-    for i in range(4):  # the two after it are among the last two new ones
-        recent = new[max(0, i - 1):i + 1]
-        assert all(b in recent for b in steps[3 * i + 1:3 * i + 3])
-    assert len(data.made) == 2 * 4  # the items of the 4 new batches, each made once
-    again = [b.tolist() for b in islice(Trainer(cfg, tmp_path / "b", torch.device("cpu"))
-                                        .batches(Counting()), 12)]
-    assert again == steps
-    resumed = Trainer(cfg, tmp_path / "c", torch.device("cpu"))
-    resumed.step = 6  # two cycles done: the next step is the third new batch
-    assert next(resumed.batches(Counting())).tolist() == new[2]
-
-
 @pytest.mark.parametrize("pin", [True, False])
 def test_the_loader_pins_batches_for_a_gpu_only_when_asked(pin, tmp_path, monkeypatch):
     from cinemagraph.train.loop import Trainer

@@ -1,5 +1,5 @@
-"""Output ensembles of the feature network + decoder (cinemagraph.train.ensemble): one file,
-rendered as its members' frames mixed."""
+"""Output ensembles of the feature network + decoder (``cinemagraph.train.weights
+ensemble``): one file, rendered as its members' frames mixed."""
 
 import json
 
@@ -11,18 +11,23 @@ from safetensors.torch import load_file, save_file
 from cinemagraph.errors import UserError
 from cinemagraph.eval.data import load_scene, scene_folders
 from cinemagraph.eval.methods import METHODS, MethodInput
-from cinemagraph.models.spacetime import (SpaceTimeEnsemble, SpaceTimeModel, learned_components,
+from cinemagraph.spacetime import (SpaceTimeEnsemble, SpaceTimeModel, learned_components,
                                           load_spacetime, save_spacetime)
 from cinemagraph.motion.field import MotionField
-from cinemagraph.train.ensemble import main
-from cinemagraph.train.soup import soup
+from cinemagraph.spacetime.rules import DecodeRules
+from cinemagraph.train.weights import main as weights_main
+from cinemagraph.train.weights import soup
 
-from .scenes import tiny_scenes
+from eval.scenes import tiny_scenes
+
+
+def main(argv):
+    return weights_main(["ensemble", *argv])
 
 
 def _noisy(seed: int, **rules) -> SpaceTimeModel:
-    rules = {"correction": "band", "band_px": 15, "crack_px": 9, **rules}
-    model = SpaceTimeModel("small", **rules)
+    rules = {"band_px": 15, "crack_px": 9, "fluid_px": 0, **rules}
+    model = SpaceTimeModel("small", DecodeRules(**rules))
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for p in model.parameters():
@@ -60,7 +65,7 @@ def test_an_ensemble_renders_its_members_frames_mixed(scenes, members, tmp_path,
     assert main([str(out), f"{members[0]}=3", f"{members[1]}=1"]) == 0
     model = load_spacetime(out)
     assert isinstance(model, SpaceTimeEnsemble) and model.weights == (0.75, 0.25)
-    assert (model.correction, model.band_px, model.crack_px) == ("band", 15, 9)
+    assert (model.rules.band_px, model.rules.crack_px) == (15, 9)
     a, b = _videos(scenes, members[0]), _videos(scenes, members[1])
     mixed = _videos(scenes, out)
     assert (a - b).abs().max() > 0.05  # the members differ, so the mix is neither
@@ -103,7 +108,7 @@ def test_members_that_do_not_belong_together_are_refused_in_one_line(members, tm
     save_spacetime(_noisy(3, band_px=31), other, half=False)
     assert main([str(tmp_path / "x.safetensors"), str(members[0]), str(other)]) == 2
     err = capsys.readouterr().err.strip()
-    assert "differ in band_px" in err and "\n" not in err
+    assert "has band_px 31" in err and "\n" not in err
     assert not (tmp_path / "x.safetensors").exists()
     assert main([str(tmp_path / "x.safetensors"), str(members[0])]) == 2
     assert "two or more" in capsys.readouterr().err
@@ -111,7 +116,7 @@ def test_members_that_do_not_belong_together_are_refused_in_one_line(members, tm
     ens = tmp_path / "ens.safetensors"
     assert main([str(ens), str(members[0]), str(members[1])]) == 0
     assert main([str(tmp_path / "y.safetensors"), str(ens), str(members[0])]) == 2
-    assert "is an ensemble already" in capsys.readouterr().err
+    assert "is an output ensemble" in capsys.readouterr().err
     with pytest.raises(UserError, match="output ensemble"):
         soup([ens, members[0]])
 

@@ -4,14 +4,14 @@ they were trained at)."""
 import torch
 import torch.nn.functional as F
 
-from cinemagraph.models.decoder import CompositingDecoder, SplattedFrame
-from cinemagraph.models.spacetime import (LearnedDecoder, LearnedFeatures, SpaceTimeModel,
-                                          _shrink)
+from cinemagraph.render.decode import CompositingDecoder, SplattedFrame
+from cinemagraph.spacetime import DecodeRules, LearnedDecoder, LearnedFeatures, SpaceTimeModel
+from cinemagraph.spacetime.components import shrink as _shrink
 
 
 def _model() -> SpaceTimeModel:
     g = torch.Generator().manual_seed(5)
-    model = SpaceTimeModel("small", correction="band", band_px=9).eval()
+    model = SpaceTimeModel("small", DecodeRules(band_px=9, crack_px=9, fluid_px=0)).eval()
     torch.nn.init.normal_(model.img_decoder.outc.conv.weight, std=0.05, generator=g)
     torch.nn.init.constant_(model.img_decoder.outc.conv.bias, 0.4)
     return model
@@ -107,7 +107,7 @@ def test_features_of_large_layers_come_from_the_shrunk_layers():
 
 
 def test_the_render_components_run_ours_at_the_working_size_and_say_so(tmp_path):
-    from cinemagraph.models.spacetime import WORK_SIZE, learned_components, save_spacetime
+    from cinemagraph.spacetime import WORK_SIZE, learned_components, save_spacetime
 
     save_spacetime(_model(), tmp_path / "w.safetensors")
     features, decoder = learned_components(tmp_path / "w.safetensors")

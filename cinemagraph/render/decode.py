@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from ..filters import push_pull_fill
-from ..render.blend import symmetric_blend_weight
+from .blend import symmetric_blend_weight
 
 
 class SplattedFrame(NamedTuple):
@@ -45,7 +45,7 @@ class CompositingDecoder:
     fills what no point covers by push-pull from the covered neighbourhood.
 
     Expects features whose first four channels are premultiplied RGB and coverage
-    (:class:`~cinemagraph.models.features.RGBDisparityFeatures`).
+    (:class:`~cinemagraph.render.features.RGBDisparityFeatures`).
     """
 
     description = "built-in compositing decoder (blend, normalise, fill holes)"

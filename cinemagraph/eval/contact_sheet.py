@@ -1,6 +1,6 @@
 """Before/after contact sheet of the feature network + decoder on real photos.
 
-    python benchmarks/decoder_contact_sheet.py SAMPLES_DIR OUT.png [--weights-dir DIR]
+    python -m cinemagraph.eval.contact_sheet SAMPLES_DIR OUT.png [--weights-dir DIR]
         [--frames 30] [--max-size 512] [--camera zoom-in] [--decoder-size PX] [--crops CROPS.png]
         [--region NAME=X0,Y0,X1,Y1 ...]
 
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         regions.setdefault(name, []).append(box)
     from cinemagraph.errors import UserError
     from cinemagraph.eval.photos import box_change, render_photo
-    from cinemagraph.models.spacetime import find_spacetime
+    from cinemagraph.spacetime import find_spacetime
 
     weights = find_spacetime(args.weights_dir)
     if weights is None:
