@@ -9,8 +9,14 @@ setup(
     long_description=Path(__file__).with_name("README.md").read_text(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=find_packages(include=["cinemagraph", "cinemagraph.*"]),
-    package_data={"cinemagraph.examples": ["*.json"]},
+    # conf/ and the shipped weights install inside the package (cinemagraph.resources finds
+    # them there, or beside the package in a source checkout).
+    packages=find_packages(include=["cinemagraph", "cinemagraph.*"])
+    + ["cinemagraph.conf", "cinemagraph.pretrained"],
+    package_dir={"cinemagraph.conf": "conf", "cinemagraph.pretrained": "pretrained"},
+    package_data={"cinemagraph.examples": ["*.json"],
+                  "cinemagraph.conf": ["*.yaml", "*/*.yaml", "*/*/*.yaml"],
+                  "cinemagraph.pretrained": ["cinemagraph_spacetime.safetensors", "*.md"]},
     # No upper pins on torch: any recent build works, CPU or CUDA.
     install_requires=[
         "torch>=2.1",

@@ -36,13 +36,14 @@ import numpy as np
 import torch
 
 from ..errors import UserError
+from ..resources import conf_dir
 from . import metrics
 from .data import load_scene, scene_folders
 from .methods import LABELS, METHODS, MethodInput
 
 log = logging.getLogger(__name__)
 
-CONF = Path(__file__).resolve().parents[2] / "conf" / "eval" / "compare.yaml"
+CONF = conf_dir() / "eval" / "compare.yaml"
 
 
 def load_config(args: argparse.Namespace):

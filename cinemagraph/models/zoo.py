@@ -19,8 +19,10 @@ file that was expected.
 
 Each network registers its :class:`ModelSpec` in its own file (:data:`SOURCES`).
 Weights are looked for by official file name in, in order: a directory given by the caller
-(``--weights-dir``), ``$CINEMAGRAPH_WEIGHTS``, and ``pretrained/`` of the working directory
-and of the source tree (:func:`find_weights`).
+(``--weights-dir``), ``$CINEMAGRAPH_WEIGHTS``, ``pretrained/`` of the working directory, and
+the weights shipped with the package (:func:`cinemagraph.resources.shipped_weights_dir`:
+``pretrained/`` of a source checkout, ``cinemagraph/pretrained`` of an installed one;
+:func:`find_weights`).
 """
 
 from __future__ import annotations
@@ -36,9 +38,9 @@ import torch
 from torch import nn
 
 from ..errors import UserError
+from ..resources import shipped_weights_dir
 
 ENV_WEIGHTS = "CINEMAGRAPH_WEIGHTS"
-SOURCE_PRETRAINED = Path(__file__).resolve().parents[2] / "pretrained"
 
 
 @dataclass
@@ -214,7 +216,9 @@ def weight_dirs(weights_dir: str | Path | None = None) -> list[Path]:
         dirs.append(Path(weights_dir))
     if os.environ.get(ENV_WEIGHTS):
         dirs.append(Path(os.environ[ENV_WEIGHTS]))
-    dirs += [Path.cwd() / "pretrained", SOURCE_PRETRAINED]
+    dirs.append(Path.cwd() / "pretrained")
+    if shipped_weights_dir() is not None:
+        dirs.append(shipped_weights_dir())
     seen, out = set(), []
     for d in dirs:
         key = d.resolve()

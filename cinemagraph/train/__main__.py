@@ -1,6 +1,6 @@
 """``python -m cinemagraph.train experiment=NAME [overrides]``.
 
-Hydra composes ``conf/train.yaml`` with the experiment and the overrides (typos fail at
+Hydra composes ``conf/train.yaml`` (:func:`cinemagraph.resources.conf_dir`) with the experiment and the overrides (typos fail at
 composition: the schemas are in :mod:`.config`); outputs go to Hydra's run directory
 (``outputs/DATE/TIME`` unless ``hydra.run.dir=...``). Running again with the same
 ``hydra.run.dir`` resumes from its newest checkpoint. Sweeps: ``-m`` with comma-separated
@@ -19,9 +19,10 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 
 from ..errors import UserError
+from ..resources import conf_dir
 from .config import register_train_configs
 
-CONF = str(Path(__file__).resolve().parents[2] / "conf")
+CONF = str(conf_dir())
 log = logging.getLogger("cinemagraph.train")
 
 
