@@ -26,8 +26,7 @@ def select_device(name: str | None = None) -> torch.device:
 def describe_device(device: torch.device) -> str:
     """The device in words, for logs and result tables: a GPU's name and CUDA version, or the
     CPU's model, the vector kernels torch uses on it and torch's thread count (float rounding,
-    and so a few scores, can differ between them; ``benchmarks/RESULTS.md``, thirty-first
-    session)."""
+    and so a few scores, can differ between them; ``benchmarks/RESULTS.md``, top)."""
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda})"
     import platform

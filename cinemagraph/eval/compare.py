@@ -75,7 +75,7 @@ def environment(device: torch.device) -> str:
     """One line naming what the scores were computed on: the device
     (:func:`~cinemagraph.device.describe_device`) and the versions of the libraries that
     compute them. Float rounding differs between machines and builds, and a few scenes' splats
-    turn on it (``benchmarks/RESULTS.md``, thirty-first session): the same data and code can
+    turn on it (``benchmarks/RESULTS.md``, top): the same data and code can
     score hundredths of a dB apart elsewhere."""
     from importlib.metadata import PackageNotFoundError, version
 

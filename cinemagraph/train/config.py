@@ -15,6 +15,8 @@ from typing import Optional
 
 from hydra.core.config_store import ConfigStore
 
+from ..spacetime.rules import DecodeRules
+
 
 @dataclass
 class MotionDataConfig:
@@ -103,6 +105,10 @@ class SpaceTimeDataConfig:
     photos: Optional[str] = None
 
 
+#: The decoder's rules that the spacetime model's settings default to: the shipped ones.
+SHIPPED_RULES = DecodeRules()
+
+
 @dataclass
 class SpaceTimeModelConfig:
     """``preset``: official, base or small (:mod:`cinemagraph.spacetime.network`); ``init``:
@@ -119,11 +125,11 @@ class SpaceTimeModelConfig:
 
     preset: str = "small"
     init: Optional[str] = None
-    band_px: int = 191
-    crack_px: int = 9
-    fluid_px: int = 191
-    fluid_rule: str = "smooth"
-    fluid_border: bool = False
+    band_px: int = SHIPPED_RULES.band_px
+    crack_px: int = SHIPPED_RULES.crack_px
+    fluid_px: int = SHIPPED_RULES.fluid_px
+    fluid_rule: str = SHIPPED_RULES.fluid_rule
+    fluid_border: bool = SHIPPED_RULES.fluid_border
     ema: float = 0.0
     save_fp16: bool = False
     ndf: int = 64

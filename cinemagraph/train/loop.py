@@ -38,7 +38,7 @@ def loader_workers(num_workers: int, device_type: str, cpus: int | None) -> int:
     The items are seeded by their index, so the count changes the speed, not the batches (to
     float rounding: a worker computes with one thread). On the H200 a spacetime run with its
     batches made in the main process waited for data 92 % of the time (1.3 steps/s instead of
-    4.4 with 15 workers, ``benchmarks/RESULTS.md``, twenty-eighth session)."""
+    4.4 with 15 workers; ``benchmarks/RESULTS.md``, "Training throughput")."""
     if num_workers >= 0:
         return int(num_workers)
     if num_workers != AUTO_WORKERS:
