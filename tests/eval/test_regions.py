@@ -11,7 +11,7 @@ from cinemagraph.eval.data import load_scene, scene_folders
 from cinemagraph.eval.methods import MethodInput, ours
 from cinemagraph.eval.regions import REGIONS, main, region_errors, region_masks, table
 from cinemagraph.render.decode import SplattedFrame
-from cinemagraph.spacetime import SpaceTimeModel, save_spacetime
+from cinemagraph.spacetime import DecodeRules, SpaceTimeModel, save_spacetime
 from cinemagraph.motion.field import MotionField
 
 from .scenes import tiny_scenes
@@ -46,8 +46,9 @@ def scenes(tmp_path_factory):
 def test_the_regions_hold_every_pixel_and_the_whole_error(scenes, tmp_path, capsys):
     torch.manual_seed(0)
     untrained = tmp_path / "untrained.safetensors"  # renders as the built-in decoder
-    save_spacetime(SpaceTimeModel("small", correction="band", band_px=9), untrained, half=False)
-    noisy = SpaceTimeModel("small", correction="everywhere")
+    save_spacetime(SpaceTimeModel("small", DecodeRules(band_px=9, crack_px=9, fluid_px=0)),
+                   untrained, half=False)
+    noisy = SpaceTimeModel("small")  # the shipped rules: the correction near holes and fluid
     with torch.no_grad():
         for p in noisy.parameters():
             p.add_(torch.randn_like(p) * 0.3)
