@@ -51,13 +51,28 @@ def rule_weights(keys: dict) -> dict:
     return out
 
 
-def check_rule_weights(weights: dict, check: dict) -> None:
+def weight_summary(weights: dict) -> dict:
+    """``{key: (sum, sum of |w|, first three values)}``, summed in float64."""
+    out = {}
+    for name, w in weights.items():
+        flat = w.flatten()
+        if flat.is_floating_point():
+            total = flat.sum(dtype=torch.float64).item()
+            total_abs = flat.abs().sum(dtype=torch.float64).item()
+        else:
+            total = total_abs = flat.abs().sum().item()
+        out[name] = (total, total_abs, flat[:3].double().tolist())
+    return out
+
+
+def check_rule_weights(weights: dict, check: dict, summary: dict | None = None) -> None:
     """Assert the weights match ``NAME.weights_check.json`` (sums and first values)."""
+    summary = summary or weight_summary(weights)
     for name, (total, total_abs, *first) in check.items():
-        w = weights[name].double().flatten()
-        assert math.isclose(w.sum().item(), total, rel_tol=1e-6, abs_tol=1e-6), name
-        assert math.isclose(w.abs().sum().item(), total_abs, rel_tol=1e-6, abs_tol=1e-6), name
-        for got, want in zip(w[:3].tolist(), first):
+        got_total, got_abs, got_first = summary[name]
+        assert math.isclose(got_total, total, rel_tol=1e-6, abs_tol=1e-6), name
+        assert math.isclose(got_abs, total_abs, rel_tol=1e-6, abs_tol=1e-6), name
+        for got, want in zip(got_first, first):
             assert math.isclose(got, want, rel_tol=1e-6, abs_tol=1e-7), name
 
 
@@ -192,13 +207,14 @@ class Reference:
     def weights(self) -> dict:
         """The rule weights, checked against the weight checks (compact, and the full JSON)."""
         weights = rule_weights(self.keys)
+        summary = weight_summary(weights)
         check = self.compact["weights_check"]
         assert len(check) == len(self.keys)
         check_rule_weights(weights, {k: [v for v in row.tolist() if not math.isnan(v)]
-                                     for k, row in zip(self.keys, check)})
+                                     for k, row in zip(self.keys, check)}, summary)
         if self.full is not None:
             check_rule_weights(weights, json.loads(
-                (_shared() / f"{self.name}.weights_check.json").read_text()))
+                (_shared() / f"{self.name}.weights_check.json").read_text()), summary)
         return weights
 
     def reference(self, out: str):
