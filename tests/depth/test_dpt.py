@@ -6,8 +6,7 @@ import torch
 from cinemagraph.depth.dpt import DPTHybrid
 from cinemagraph.models import create
 
-from conftest import shared_path
-from models.conformance import check_rule_weights, load, relative_errors, rule_weights
+from models.conformance import Reference
 
 
 def test_parameter_count_of_the_official_model():
@@ -19,17 +18,11 @@ def test_parameter_count_of_the_official_model():
 
 @pytest.fixture(scope="module")
 def conformance():
-    keys, check, data = load(shared_path("conformance"), "dpt_hybrid")
-    weights = rule_weights(keys)
-    check_rule_weights(weights, check)
+    ref = Reference("dpt_hybrid")
+    weights = ref.weights()
     flipped = dict(weights)
     flipped["scratch.output_conv.4.weight"] = -weights["scratch.output_conv.4.weight"]
-    return keys, weights, flipped, data
-
-
-def within(y, ref, max_rel, rms_rel):
-    got = relative_errors(y, ref)
-    return got[0] <= max_rel and got[1] <= rms_rel, got
+    return ref.keys, weights, flipped, ref
 
 
 def test_layout_equals_the_official_key_list(conformance):
@@ -40,11 +33,11 @@ def test_layout_equals_the_official_key_list(conformance):
 
 
 def test_official_file_reproduces_the_timm_045_outputs(conformance, tmp_path):
-    keys, weights, flipped, data = conformance
+    keys, weights, flipped, ref = conformance
     path = tmp_path / "dpt_hybrid-midas-501f0c75.pt"
     torch.save(weights, path)
     model = create("dpt_hybrid", checkpoint=path)
-    x = data["in_x"]
+    x = ref["in_x"]
     with torch.no_grad():
         stage0, stage1, t8, t11 = model.forward_features(x)
         pre = model.head_pre_relu(x)
@@ -54,33 +47,30 @@ def test_official_file_reproduces_the_timm_045_outputs(conformance, tmp_path):
               "mid_block8_tokens_first128": t8[..., :128],
               "mid_block11_tokens_first128": t11[..., :128]}
     for name, y in checks.items():
-        ok, got = within(y, data[name], 2e-4, 5e-5)
-        assert ok, (name, got)
-    assert (out - data["out_y"]).abs().max() <= 5e-4
+        ref.assert_close(name, y, 2e-4, 5e-5)
+    ref.assert_max_abs("out_y", out, 5e-4)
     # The sign-flipped head (the README's check of the output path) via the {"model": ...}
     # container that DPT's loader also accepts.
     path_b = tmp_path / "dpt_with_optimizer.pt"
     torch.save({"model": flipped, "optimizer": {"lr": 1e-5}}, path_b)
     with torch.no_grad():
         flipsign = create("dpt_hybrid", checkpoint=path_b)(x)
-    ok, got = within(flipsign, data["out_y_flipsign"], 2e-4, 5e-5)
-    assert ok, got
+    ref.assert_close("out_y_flipsign", flipsign, 2e-4, 5e-5)
 
 
 def test_the_timm_1_arithmetic_is_available_and_differs_as_documented(conformance):
-    keys, weights, _, data = conformance
-    import numpy as np
-
-    ref1 = {k: torch.from_numpy(v) for k, v in
-            np.load(shared_path("conformance", "dpt_hybrid.timm1.npz")).items()}
+    keys, weights, _, ref = conformance
+    ref1 = Reference("dpt_hybrid.timm1")
     model = DPTHybrid(standardisation="timm-1").eval()
     model.load_state_dict(weights, strict=True)
     with torch.no_grad():
-        pre = model.head_pre_relu(data["in_x"])
-    ok, got = within(pre, ref1["mid_head_pre_relu"], 2e-4, 5e-5)
-    assert ok, got
-    # The two arithmetics are told apart by the tolerances: timm 1.x misses the 0.4.5 data.
-    assert not within(pre, data["mid_head_pre_relu"], 2e-4, 5e-5)[0]
+        pre = model.head_pre_relu(ref["in_x"])
+    ref1.assert_close("mid_head_pre_relu", pre, 2e-4, 5e-5)
+    # The two arithmetics are told apart by the tolerances: timm 1.x misses the 0.4.5 data,
+    # in the compact data alone too.
+    problems = ref.errors("mid_head_pre_relu", pre, 2e-4, 5e-5)
+    assert any("(compact" in p for p in problems), problems
+    assert ref.full is None or any("(full data)" in p for p in problems), problems
 
 
 # --- the depth stage around the network ---------------------------------------------------

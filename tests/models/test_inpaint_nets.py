@@ -7,8 +7,7 @@ from cinemagraph.errors import UserError
 from cinemagraph.models import create
 from cinemagraph.models.inpaint_nets import InpaintColorNet, InpaintDepthNet
 
-from conftest import shared_path
-from .conformance import check_rule_weights, load, relative_errors, rule_weights
+from .conformance import Reference
 
 NETS = {"inpaint_depth_net": (InpaintDepthNet, "in_depth", "depth-model.pth", 51_563_669),
         "inpaint_color_net": (InpaintColorNet, "in_rgb", "color-model.pth", 51_578_579)}
@@ -23,18 +22,18 @@ def test_element_count_of_the_official_layout(name):
 @pytest.mark.parametrize("name", list(NETS))
 def test_official_file_reproduces_the_original_outputs(name, tmp_path):
     cls, x_key, file, _ = NETS[name]
-    keys, check, data = load(shared_path("conformance"), name)
+    ref = Reference(name)
+    keys = ref.keys
     state = cls().state_dict()
     assert list(state) == list(keys)
     assert {k: list(v.shape) for k, v in state.items()} == keys
-    weights = rule_weights(keys)
-    check_rule_weights(weights, check)
+    weights = ref.weights()
     path = tmp_path / file
     torch.save(weights, path)  # a plain state dict, as the official files are
     model = create(name, checkpoint=path)
     assert not model.training
     for suffix in ("", "_b"):  # 128x128, and 100x120 (padded to 128x128 and cropped back)
-        args = [data[f"{k}{suffix}"] for k in ("in_holes", "in_context", x_key, "in_edge")]
+        args = [ref[f"{k}{suffix}"] for k in ("in_holes", "in_context", x_key, "in_edge")]
         with torch.no_grad():
             y = model.forward_3p(*args)
             # enc_7, the 1x1 bottleneck of the padded input
@@ -44,10 +43,8 @@ def test_official_file_reproduces_the_original_outputs(name, tmp_path):
             inputs = torch.nn.functional.pad(inputs, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2))
             mask = (inputs[:, -2:-1] + inputs[:, -1:]).clamp(0, 1)
             enc7 = model.encode(inputs, mask)[-1][0]
-        for got, ref in ((y, data[f"out_y{suffix}"]), (enc7, data[f"mid_enc7{suffix}"])):
-            assert got.shape == ref.shape
-            max_rel, rms_rel = relative_errors(got, ref)
-            assert max_rel <= 1e-4 and rms_rel <= 2e-5, (suffix, max_rel, rms_rel)
+        ref.assert_close(f"out_y{suffix}", y, 1e-4, 2e-5)
+        ref.assert_close(f"mid_enc7{suffix}", enc7, 1e-4, 2e-5)
 
 
 def test_a_mask_kernel_that_is_not_ones_is_refused(tmp_path):

@@ -6,8 +6,7 @@ import torch
 from cinemagraph.models import create
 from cinemagraph.models.motion_net import MotionNet
 
-from conftest import shared_path
-from .conformance import check_rule_weights, load, relative_errors, rule_weights
+from .conformance import Reference
 
 
 def test_parameter_count_of_the_official_model():
@@ -16,13 +15,12 @@ def test_parameter_count_of_the_official_model():
 
 @pytest.fixture(scope="module")
 def conformance(tmp_path_factory):
-    keys, check, data = load(shared_path("conformance"), "motion_net")
-    weights = rule_weights(keys)
-    check_rule_weights(weights, check)
+    ref = Reference("motion_net")
+    weights = ref.weights()
     path = tmp_path_factory.mktemp("motion") / "sceneflow_model.pth"
     # The official container: the generator's state dict under 'netG', with other entries.
     torch.save({"netG": weights, "netD": {"x": torch.zeros(1)}, "epoch": 3}, path)
-    return keys, data, path
+    return ref.keys, ref, path
 
 
 def test_layout_equals_the_official_key_list(conformance):
@@ -32,20 +30,15 @@ def test_layout_equals_the_official_key_list(conformance):
     assert {k: list(v.shape) for k, v in state.items()} == keys
 
 
-def close(got, ref):
-    max_rel, rms_rel = relative_errors(got, ref)
-    return max_rel <= 1e-4 and rms_rel <= 2e-5, (max_rel, rms_rel)
-
-
 @pytest.mark.parametrize("mode", ["eval", "train"])
 def test_official_file_reproduces_the_original_outputs(conformance, mode):
-    _, data, path = conformance
+    _, ref, path = conformance
     model = create("motion_net", checkpoint=path)
     assert not model.training  # eval after loading: deterministic
     suffix = "" if mode == "eval" else "_train"
     if mode == "train":
         model.train()  # the official demo's mode: one power iteration per call
-    x = torch.cat([data["in_image"], data["in_mask"], data["in_hint"]], dim=1)
+    x = torch.cat([ref["in_image"], ref["in_mask"], ref["in_hint"]], dim=1)
     taps = {}
     with torch.no_grad():
         flow = model.motion_predictor(x, taps)
@@ -55,16 +48,15 @@ def test_official_file_reproduces_the_original_outputs(conformance, mode):
               "mid_conv8_e8": taps["e8"], "mid_spade8_7_d4": taps["d4"],
               "mid_spade_d7_first8ch": taps["d7"][:, :8]}
     for name, got in checks.items():
-        ok, errors = close(got, data[name + suffix])
-        assert ok, (name, errors)
+        ref.assert_close(name + suffix, got, 1e-4, 2e-5)
     if mode == "eval":
-        assert max(relative_errors(sigma, data["aux_sigma"])) <= 1e-5
-        assert torch.equal(model(data["in_image"], data["in_mask"], data["in_hint"]), flow)
+        ref.assert_close("aux_sigma", sigma, 1e-5, 1e-5)
+        assert torch.equal(model(ref["in_image"], ref["in_mask"], ref["in_hint"]), flow)
     else:
         p = model.motion_predictor
-        assert max(relative_errors(p.conv1.weight_u, data["aux_conv1_weight_u_after_train"])) <= 1e-5
-        assert max(relative_errors(p.dconv8.weight_u, data["aux_dconv8_weight_u_after_train"])) <= 1e-5
+        ref.assert_close("aux_conv1_weight_u_after_train", p.conv1.weight_u, 1e-5, 1e-5)
+        ref.assert_close("aux_dconv8_weight_u_after_train", p.dconv8.weight_u, 1e-5, 1e-5)
         model.eval()  # sigma from the updated vectors is the one the train-mode call used
         with torch.no_grad():
             sigma = torch.stack([conv.sigma() for conv in model.spectral_convs()])
-        assert max(relative_errors(sigma, data["aux_sigma_train"])) <= 1e-5
+        ref.assert_close("aux_sigma_train", sigma, 1e-5, 1e-5)

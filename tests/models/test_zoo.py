@@ -5,8 +5,7 @@ from cinemagraph.errors import UserError
 from cinemagraph.models import create, find_weights
 from cinemagraph.models.zoo import ENV_WEIGHTS
 
-from conftest import SHARED
-from .conformance import load, relative_errors, rule_weights
+from .conformance import Reference
 
 
 def decoder_state():
@@ -55,17 +54,13 @@ def test_official_containers_load_into_the_same_network(tmp_path, container):
 
 
 def test_rule_weights_through_an_official_file_reproduce_the_original_outputs(tmp_path):
-    folder = SHARED / "conformance"
-    if not folder.exists():
-        pytest.skip("../shared/conformance is not present")
-    keys, _, data = load(folder, "img_decoder")
+    ref = Reference("img_decoder")
     path = tmp_path / "model_150000.pth"
-    torch.save({"img_decoder": rule_weights(keys), "feature_net": {}}, path)
+    torch.save({"img_decoder": ref.weights(), "feature_net": {}}, path)
     model = create("img_decoder", checkpoint=path)
     with torch.no_grad():
-        y = model(data["in_x0_b"], data["in_x1_b"], 0.3)
-    max_rel, rms_rel = relative_errors(y, data["out_y_b"])
-    assert max_rel <= 1e-4 and rms_rel <= 2e-5
+        y = model(ref["in_x0_b"], ref["in_x1_b"], 0.3)
+    ref.assert_close("out_y_b", y, 1e-4, 2e-5)
 
 
 def test_a_mismatch_names_the_keys_and_the_official_file(tmp_path):
