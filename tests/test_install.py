@@ -101,7 +101,7 @@ def test_an_editable_install_finds_the_checkouts_files(tmp_path):
     _run([python, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index",
           "--ignore-installed", "-q", "-e", src], cwd=tmp_path)
     out = _run([python, "-c", "import cinemagraph, cinemagraph.resources as r; "
-                "from cinemagraph.models.spacetime import find_spacetime; "
+                "from cinemagraph.spacetime import find_spacetime; "
                 "print(cinemagraph.__file__); print(r.conf_dir()); print(find_spacetime())"],
                cwd=work).split()
     package, conf, weights = (Path(p).resolve() for p in out[-3:])

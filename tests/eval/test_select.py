@@ -21,11 +21,13 @@ def validation(tmp_path_factory):
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """A training run's folder with two checkpoints: at step 10 the untrained residual preset
-    (it renders as the built-in decoder does), at step 2 the same with noisy weights."""
+    (it renders as the built-in decoder does), at step 2 the official preset with noisy
+    weights (its decoder makes the whole frame, frame 0 too; a residual preset's rules keep
+    frame 0 the photo)."""
     root = tmp_path_factory.mktemp("run")
     torch.manual_seed(0)
     save_spacetime(SpaceTimeModel("small"), root / "checkpoints" / "step_0000010.safetensors")
-    noisy = SpaceTimeModel("small")
+    noisy = SpaceTimeModel("official")
     with torch.no_grad():
         for p in noisy.parameters():
             p.add_(torch.randn_like(p) * 0.3)
@@ -194,7 +196,7 @@ def test_selection_reads_the_validation_split_by_default():
 
 def test_learned_weights_load_once_per_device_however_it_is_spelled(run, monkeypatch):
     from cinemagraph.eval import methods
-    from cinemagraph.models import spacetime
+    from cinemagraph import spacetime
 
     loads, load = [], spacetime.learned_components
 

@@ -32,6 +32,10 @@ def _alone(experiment: str) -> list[str]:
     extra = ["spacetime.model.init=null"] if cfg.spacetime.model.init else []
     if OmegaConf.is_missing(cfg.spacetime.data, "photos"):
         extra.append("spacetime.data.photos=null")
+    if cfg.spacetime.model.preset != "official" and cfg.spacetime.model.fluid_px == 0:
+        # Without the fluid band, the tiny scenes' corrections reach few pixels: the feature
+        # network's first gradients are small, and its weights move by step 6.
+        extra.append("trainer.steps=6")
     return extra
 
 
