@@ -135,7 +135,7 @@ def _load_hints(args, original_size):
     return hints
 
 
-def options_of(args) -> "RenderOptions":
+def options_of(args):
     """The library's :class:`~cinemagraph.api.RenderOptions` of the parsed arguments (the
     hints are added once the photo's size is known)."""
     from ..api import RenderOptions

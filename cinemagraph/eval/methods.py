@@ -43,7 +43,7 @@ from ..motion.field import MotionField
 from ..motion.integrate import integrate_displacements
 from ..pipeline import Components, build_scene
 from ..render.camera import CameraPath, border_needed
-from ..render.pipeline import RenderSettings, render_frames, splat_cloud
+from ..render.pipeline import RenderSettings, splat_cloud
 from ..render.splat import splat_points
 
 

@@ -221,7 +221,7 @@ def _write(args) -> str:
     """Write what ``args`` ask for; return what the log says of it."""
     if args.verb == "upgrade":
         if args.out.suffix != ".safetensors" or not args.old.is_file():
-            raise UserError(f"give an existing weight file and a new *.safetensors name")
+            raise UserError("give an existing weight file and a new *.safetensors name")
         if args.out.exists() and not args.overwrite:
             raise UserError(f"'{args.out}' exists: pass --overwrite or another name")
         upgrade(args.old, args.out)
