@@ -25,6 +25,31 @@ from .config import register_train_configs
 CONF = str(conf_dir())
 log = logging.getLogger("cinemagraph.train")
 
+#: Settings that no longer exist, and what to use instead (``benchmarks/RESULTS.md``,
+#: "Tried and retired", says what each did).
+RETIRED = {
+    "spacetime.model.correction": "the correction applies near holes and moving points "
+                                  "only: set spacetime.model.band_px, crack_px and fluid_px",
+    "spacetime.model.gate_lr": "the gate is retired with correction=gate: drop it",
+    "spacetime.model.moved_detail": "retired: drop it",
+    "spacetime.model.clamp_px": "retired: drop it",
+    "spacetime.model.refiner": "retired: drop it",
+    "spacetime.model.freeze_base": "retired with the refiner: drop it",
+    "spacetime.data.thin_lines": "retired: drop it",
+    "spacetime.loss.psnr": "retired: use spacetime.loss.l2",
+    "trainer.replay": "retired (every step takes a new batch): drop it",
+    "trainer.replay_buffer": "retired with trainer.replay: drop it",
+}
+
+
+def retired_setting(argv: list[str]) -> str | None:
+    """A one-line message for the first override in ``argv`` that sets a retired setting."""
+    for arg in argv:
+        key = arg.split("=", 1)[0].lstrip("+~")
+        if key in RETIRED:
+            return f"{key} no longer exists: {RETIRED[key]}"
+    return None
+
 
 def train(cfg) -> None:
     """Run the training ``cfg`` describes in the current Hydra run directory."""
@@ -57,5 +82,9 @@ def main(cfg) -> None:
 
 
 if __name__ == "__main__":
+    message = retired_setting(sys.argv[1:])
+    if message:
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(2)
     register_train_configs()
     main()
