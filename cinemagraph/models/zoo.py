@@ -171,8 +171,10 @@ def extract_state_dict(obj: dict, spec: ModelSpec) -> dict:
     return state
 
 
-def load_weights(module: nn.Module, state: dict, spec: ModelSpec, source: str) -> None:
-    """Load ``state`` into ``module`` strictly, with a clear error on any mismatch."""
+def load_weights(module: nn.Module, state: dict, spec: ModelSpec, source: str,
+                 fix: str | None = None) -> None:
+    """Load ``state`` into ``module`` strictly, with a clear error on any mismatch (ending in
+    ``fix``, default: the official file that was expected)."""
     own = module.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
@@ -188,8 +190,8 @@ def load_weights(module: nn.Module, state: dict, spec: ModelSpec, source: str) -
             parts.append(f"{len(unexpected)} unexpected key(s): {some(unexpected)}")
         if wrong:
             parts.append(f"{len(wrong)} shape mismatch(es): {some(wrong)}")
-        raise UserError(f"'{source}' does not fit {spec.name} ({'; '.join(parts)}); expected "
-                        f"the official file {spec.official_file}")
+        fix = fix or f"expected the official file {spec.official_file}"
+        raise UserError(f"'{source}' does not fit {spec.name} ({'; '.join(parts)}); {fix}")
     module.load_state_dict(state, strict=True)
 
 

@@ -158,19 +158,15 @@ def load_spacetime(path: str | Path) -> SpaceTimeModel | SpaceTimeEnsemble:
 
 
 def _fit_state(model: SpaceTimeModel, state: dict[str, Tensor], path: Path) -> SpaceTimeModel:
-    """``model`` holding ``state`` (int8-stored weights restored), in eval mode; a state that
-    does not fit is a one-line error."""
+    """``model`` holding ``state`` (int8-stored weights restored), in eval mode, through the
+    zoo's one strict loader; a state that does not fit is a one-line error."""
+    from ..models.zoo import ModelSpec, load_weights
+
     state = dequantize(state, path)
     own = model.state_dict()
     state = {k: v.to(own[k].dtype) if k in own else v for k, v in state.items()}
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    wrong = [k for k in own if k in state and state[k].shape != own[k].shape]
-    if missing or unexpected or wrong:
-        raise UserError(f"'{path}' does not fit the '{model.preset}' preset ({len(missing)} "
-                        f"missing, {len(unexpected)} unexpected, {len(wrong)} mis-shaped "
-                        f"keys, e.g. {(missing + unexpected + wrong)[:2]})")
-    model.load_state_dict(state, strict=True)
+    spec = ModelSpec(f"the '{model.preset}' preset", SpaceTimeModel, OWN_WEIGHTS)
+    load_weights(model, state, spec, str(path), fix="train or download the file again")
     return model.eval()
 
 

@@ -146,7 +146,7 @@ def test_the_decoder_sees_the_displacement_and_files_without_its_inputs_are_refu
     old = SpaceTimeModel("small")
     old.img_decoder.firstconv.weight = torch.nn.Parameter(first[:, :-d].clone())
     save_spacetime(old, tmp_path / "old.safetensors", half=False)
-    with pytest.raises(UserError, match="does not fit the 'small' preset.*1 mis-shaped"):
+    with pytest.raises(UserError, match="does not fit the 'small' preset.*1 shape mismatch"):
         load_spacetime(tmp_path / "old.safetensors")
 
 
