@@ -84,9 +84,9 @@ class RenderOptions:
     def check(self) -> None:
         """A one-line :class:`UserError` naming the first option that cannot work."""
         if self.max_size < 0 or 0 < self.max_size < 8:
-            raise UserError(f"max size {self.max_size}: give 0 (no limit) or at least 8")
+            raise UserError(f"--max-size {self.max_size}: give 0 (no limit) or at least 8")
         if not self.point_radius > 0 or self.points_per_pixel < 1 or self.max_layers < 1:
-            raise UserError("the point radius must be > 0, points per pixel and max layers >= 1")
+            raise UserError("--point-radius must be > 0, --points-per-pixel and --max-layers >= 1")
         for name, value, allowed in (("depth kind", self.depth_kind, DEPTH_KINDS),
                                      ("depth precision", self.depth_precision, PRECISIONS),
                                      ("inpainting", self.inpainting, INPAINTING),

@@ -85,7 +85,7 @@ def test_a_static_scene_gets_motion_later(photo):
 
 @pytest.mark.parametrize("options, message", [
     (dict(decoder="nope"), "decoder 'nope'"),
-    (dict(max_size=3), "max size 3"),
+    (dict(max_size=3), "--max-size 3"),
     (dict(decoder="builtin", decoder_weights="w.safetensors"), "uses no weights"),
     (dict(decoder_size=8), "--decoder-size 8"),
 ])

@@ -103,10 +103,6 @@ def _check_numbers(args) -> None:
         raise UserError(f"--frames {args.frames}: give at least 1 frame")
     if not args.fps > 0:
         raise UserError(f"--fps {args.fps}: give a positive frame rate")
-    if args.max_size < 0 or 0 < args.max_size < 8:
-        raise UserError(f"--max-size {args.max_size}: give 0 (no limit) or at least 8")
-    if not args.point_radius > 0 or args.points_per_pixel < 1 or args.max_layers < 1:
-        raise UserError("--point-radius must be > 0, --points-per-pixel and --max-layers >= 1")
 
 
 def _output_path(args, stem: str, folder: Path) -> Path:
@@ -162,7 +158,6 @@ def run(args) -> Path:
 
     _check_numbers(args)
     options = options_of(args)
-    options.check()
     if args.example and args.image:
         raise UserError("give either IMAGE or --example, not both")
     if args.example:

@@ -99,25 +99,9 @@ class Registry(dict):
         self._load()
         return super().__iter__()
 
-    def __len__(self) -> int:
-        self._load()
-        return super().__len__()
-
     def get(self, name, default=None):
         self._load()
         return super().get(name, default)
-
-    def keys(self):
-        self._load()
-        return super().keys()
-
-    def items(self):
-        self._load()
-        return super().items()
-
-    def values(self):
-        self._load()
-        return super().values()
 
 
 REGISTRY = Registry()
@@ -219,8 +203,9 @@ def weight_dirs(weights_dir: str | Path | None = None) -> list[Path]:
     if os.environ.get(ENV_WEIGHTS):
         dirs.append(Path(os.environ[ENV_WEIGHTS]))
     dirs.append(Path.cwd() / "pretrained")
-    if shipped_weights_dir() is not None:
-        dirs.append(shipped_weights_dir())
+    shipped = shipped_weights_dir()
+    if shipped is not None:
+        dirs.append(shipped)
     seen, out = set(), []
     for d in dirs:
         key = d.resolve()

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..filters import box_mean, max_filter
-from ..render.decode import SplattedFrame
+from ..render.decode import CompositingDecoder, SplattedFrame
 
 #: What the correction may do over the fluid band (:class:`DecodeRules`).
 FLUID_RULES = ("free", "smooth")
@@ -161,8 +161,6 @@ def rule_inputs(rules: DecodeRules, forwards: list[SplattedFrame],
     """The :class:`RuleInputs` of a batch of splats (each backward None or a splat; ``times``
     as the frames' ``t / N``). The composite depends on the points' colours and the splats'
     geometry only, neither of which the networks make: no gradient is recorded."""
-    from ..render.decode import CompositingDecoder
-
     base, confidence = CompositingDecoder().fill_batch(forwards, backwards, times)
     moved = torch.cat([displacement_channels(f, b, rules.displacement_scale)
                        for f, b in zip(forwards, backwards)])
