@@ -59,7 +59,9 @@ class RenderOptions:
     learned, builtin), ``decoder_weights`` (a file instead of the one found),
     ``decoder_size`` (the working size of our learned networks; 0: the frame's own).
     Rendering: ``point_radius``, ``points_per_pixel``, ``symmetric``, ``renderer`` (torch
-    or pytorch3d). ``device`` (auto: CUDA when present) and ``seed``."""
+    or pytorch3d), ``reframe`` (crop the camera path's views so that they show nothing past
+    the photo's edges, :func:`~cinemagraph.render.camera.framed`; False renders the path as
+    given). ``device`` (auto: CUDA when present) and ``seed``."""
 
     max_size: int = 1920
     depth: Path | None = None
@@ -78,6 +80,7 @@ class RenderOptions:
     points_per_pixel: int = 8
     symmetric: bool = True
     renderer: str = "torch"
+    reframe: bool = True
     device: str = "auto"
     seed: int = 0
 
@@ -130,7 +133,9 @@ def prepare(photo: str | Path | Tensor, options: RenderOptions | None = None) ->
         image, scale, original_size = photo.float(), 1.0, tuple(photo.shape[-2:])
     else:
         image, scale, original_size = load_image(Path(photo), options.max_size or None)
-    depth = estimate_depth(image, options, device).to(device)
+    from .depth.base import normalize_depth
+
+    depth = normalize_depth(estimate_depth(image, options, device).to(device))
     components = choose_components(options, device)
     return PreparedScene(image.to(device), depth, options, components, original_size, scale)
 
@@ -263,11 +268,6 @@ class PreparedScene:
     _motion: MotionField | None = None
     _scenes: dict = field(default_factory=dict)
 
-    def __post_init__(self):
-        from .depth.base import normalize_depth
-
-        self.depth = normalize_depth(self.depth)
-
     @classmethod
     def of(cls, image: Tensor, depth: Tensor, motion: MotionField | None = None,
            options: RenderOptions | None = None, components: Components | None = None,
@@ -275,8 +275,10 @@ class PreparedScene:
         """A scene of a given ``image (1, 3, H, W)`` and ``depth (1, 1, H, W)`` (and
         ``motion``, else from ``options.hints``), with ``components`` (default: the built-in
         ones): nothing is estimated or looked up."""
+        from .depth.base import normalize_depth
+
         components = components or Components()
-        return cls(image, depth, options or RenderOptions(), components,
+        return cls(image, normalize_depth(depth), options or RenderOptions(), components,
                    tuple(image.shape[-2:]), _motion=motion, **kw)
 
     @property
@@ -304,13 +306,27 @@ class PreparedScene:
 
     def camera_path(self, camera: str | Path, frames: int) -> CameraPath:
         """The camera path ``camera`` (a name or a path JSON file) of ``frames`` frames,
-        scaled to the scene's depth."""
+        scaled to the scene's depth; with ``options.reframe``, its views cropped so that they
+        show nothing past the photo's edges (the zoom logged)."""
         from .conventions import default_intrinsics
         from .depth.base import median_depth
-        from .render.camera import build_camera_path
+        from .render.camera import build_camera_path, framed
 
         K = default_intrinsics(*self.size)[0]
-        return build_camera_path(str(camera), frames, K, 1.0, median_depth(self.depth))
+        path = build_camera_path(str(camera), frames, K, 1.0, median_depth(self.depth))
+        if not self.options.reframe:
+            return path
+        path, framing = framed(path, self.depth, K)
+        if framing.zoom > 1.0:
+            h, w = self.size
+            dx, dy = framing.centre[0] - (w - 1) / 2, framing.centre[1] - (h - 1) / 2
+            shows = ("nothing past the photo's edges" if framing.uncovered <= 0.5 else
+                     f"at most {framing.uncovered:.0f} px past the photo's edges, filled "
+                     f"smoothly (the zoom stops at {framing.zoom:.2f}x)")
+            log.info("camera: the '%s' path zoomed %.2fx (crop centre moved %d, %d px) so that "
+                     "it shows %s; --no-reframe renders it as given", path.name, framing.zoom,
+                     round(dx), round(dy), shows)
+        return path
 
     def scene(self, path: CameraPath) -> Scene:
         """The layered image and animated cloud that ``path`` needs (kept for the next path
@@ -344,7 +360,8 @@ class PreparedScene:
                             settings, self.options.point_radius, border)
         if border > 0:
             log.info("layers extended by %.0f%% of the long side past the photo's edges "
-                     "(mirrored), where the camera path looks", 100 * border)
+                     "(a smooth fill of the edge colours), where the camera path could look",
+                     100 * border)
         self._scenes[border] = scene
         return scene
 

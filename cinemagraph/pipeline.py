@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field, replace
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -68,11 +69,13 @@ def build_scene(image: Tensor, depth: Tensor, motion: MotionField, steps: int,
     ``ldi_settings`` chooses the layering procedure (:func:`layered_depth_image`).
     ``depth`` is normalised (near depth 1); ``steps`` is the number of animation steps to
     integrate (the number of frames). The photo is extended by ``border`` (a fraction of its
-    long side) on every side before layering, mirrored (colour, depth) or repeated (motion),
-    so that a camera that moves or turns sees plausible texture past the photo's edges
-    instead of a smear; the original 3D photo pipeline extrapolates its borders likewise.
-    :func:`cinemagraph.render.camera.border_needed` says how much a camera path needs.
-    The layered image and cloud cover the extended photo; ``Scene.K`` stays the photo's.
+    long side) on every side before layering (:func:`extend_photo`), so that a camera path
+    that looks past the photo's edges sees neither a hole nor a copy of the photo: a smooth
+    continuation of its edge colours, which invents no structure, on its edge depths.
+    :func:`cinemagraph.render.camera.border_needed` says how much a camera path needs (the
+    render crops named paths so that they rarely need any,
+    :func:`cinemagraph.render.camera.framed`). The layered image and cloud cover the
+    extended photo; ``Scene.K`` stays the photo's.
     """
     components = components or Components()
     h, w = image.shape[-2:]
@@ -80,9 +83,7 @@ def build_scene(image: Tensor, depth: Tensor, motion: MotionField, steps: int,
     K = default_intrinsics(h, w, device=image.device)[0]
     pad = min(round(border * max(h, w)), h - 1, w - 1)
     if pad > 0:
-        padded_motion = _padded(motion, pad)
-        ldi = layered_depth_image(F.pad(image, (pad,) * 4, mode="reflect"),
-                                  F.pad(depth, (pad,) * 4, mode="reflect"), padded_motion,
+        ldi = layered_depth_image(*extend_photo(image, depth, pad), _padded(motion, pad),
                                   components.inpainter, ldi_settings)
         ldi = replace(ldi, border=pad)
     else:
@@ -105,6 +106,20 @@ def animate_scene(scene: Scene, motion: MotionField, steps: int,
     cloud = lift_layers(ldi, scene.features, _cloud_intrinsics(scene.K, pad), steps,
                         point_radius)
     return replace(scene, motion=motion, ldi=ldi, cloud=cloud)
+
+
+def extend_photo(image: Tensor, depth: Tensor, pad: int) -> tuple[Tensor, Tensor]:
+    """``image (1, 3, H, W)`` and ``depth (1, 1, H, W)`` extended by ``pad`` pixels on every
+    side: the depth by repeating its edge, the colour by push-pull from the photo
+    (:func:`~cinemagraph.filters.push_pull_fill`), a blend of the edge colours that grows
+    smoother with the distance from the photo. No row or column of the photo is copied
+    past its edge (a mirrored border showed a forest as a lake, a zip twice)."""
+    from .filters import push_pull_fill
+
+    known = F.pad(torch.ones_like(depth), (pad,) * 4)
+    color = push_pull_fill(F.pad(image, (pad,) * 4), known)
+    color = torch.where(known > 0, F.pad(image, (pad,) * 4), color)
+    return color, F.pad(depth, (pad,) * 4, mode="replicate")
 
 
 def _padded(motion: MotionField, pad: int) -> MotionField:

@@ -129,3 +129,39 @@ def test_without_symmetric_animation_only_the_forward_cloud_is_drawn():
     naive = render(scene, path, RenderSettings(symmetric=False))
     assert torch.equal(sym[0], naive[0])
     assert not torch.equal(sym[3], naive[3])
+
+
+def test_what_a_path_shows_past_the_photo_copies_nothing_of_it():
+    """Past the photo's edges the layers hold a smooth fill of the edge colours: a circle
+    path rendered as given shows no mirrored rows or columns there; cropped (the default),
+    it shows nothing past the edges at all."""
+    from cinemagraph.api import PreparedScene, RenderOptions
+    from cinemagraph.eval.regions import region_masks
+
+    h, w = 48, 64
+    g = torch.Generator().manual_seed(5)
+    image = torch.rand(1, 3, h, w, generator=g)  # fine, asymmetric texture everywhere
+    depth = torch.linspace(5.0, 1.0, h).view(1, 1, h, 1).expand(1, 1, h, w).clone()
+    as_given = PreparedScene.of(image, depth, MotionField.static(h, w),
+                                RenderOptions(reframe=False))
+    path = as_given.camera_path("circle", 8)
+    scene = as_given.scene(path)
+    outside = region_masks(scene, path, (h, w))[:, 0]
+    assert outside.sum() > 100  # the path looks past the bottom edge
+    frames = torch.cat(list(as_given.render(path)))
+    # Texture (horizontal detail) past the edges against that of the photo: a mirrored
+    # border carries the photo's own.
+    detail = (frames[..., :, 1:] - frames[..., :, :-1]).abs().mean(1)
+    photo_detail = (image[..., :, 1:] - image[..., :, :-1]).abs().mean().item()
+    past = outside[..., :, 1:] & outside[..., :, :-1]
+    assert detail[past].mean().item() < 0.25 * photo_detail
+    # No row of the layers' border is a row of the photo (mirrored or not).
+    b = scene.ldi.border
+    border_rows = scene.ldi.color[0, :, h + b:, b:b + w].permute(1, 0, 2).flatten(1)
+    photo_rows = image[0].permute(1, 0, 2).flatten(1)
+    distance = torch.cdist(border_rows, photo_rows) / (3 * w) ** 0.5
+    assert distance.min().item() > 0.1
+    # The default crops the path so that it shows only the photo.
+    cropped = PreparedScene.of(image, depth, MotionField.static(h, w))
+    path = cropped.camera_path("circle", 8)
+    assert region_masks(cropped.scene(path), path, (h, w))[:, 0].sum() == 0

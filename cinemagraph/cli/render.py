@@ -90,6 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--points-per-pixel", type=int, default=8, help="K nearest points per pixel")
     g.add_argument("--no-symmetric", action="store_true",
                    help="draw only the forward cloud (no 3D symmetric animation)")
+    g.add_argument("--no-reframe", action="store_true",
+                   help="render the camera path as given, even where it looks past the photo's "
+                   "edges (filled smoothly there); by default its views are cropped, with a "
+                   "small zoom that is logged, so that they show only the photo")
     g.add_argument("--renderer", choices=["torch", "pytorch3d"], default="torch",
                    help="splatting backend (pytorch3d must be installed for it)")
     p.add_argument("--device", default="auto", help="cpu, cuda or cuda:N (default: cuda if present)")
@@ -144,8 +148,8 @@ def options_of(args):
         max_layers=args.max_layers, inpainting=args.inpainting, decoder=args.decoder,
         decoder_weights=args.decoder_weights, decoder_size=args.decoder_size,
         point_radius=args.point_radius, points_per_pixel=args.points_per_pixel,
-        symmetric=not args.no_symmetric, renderer=args.renderer, device=args.device,
-        seed=args.seed)
+        symmetric=not args.no_symmetric, reframe=not args.no_reframe, renderer=args.renderer,
+        device=args.device, seed=args.seed)
 
 
 def run(args) -> Path:

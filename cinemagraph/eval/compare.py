@@ -39,7 +39,7 @@ from ..errors import UserError
 from ..resources import conf_dir
 from . import metrics
 from .data import load_scene, scene_folders
-from .methods import LABELS, METHODS, MethodInput
+from .methods import LABELS, METHODS, STAGE_ABLATIONS, MethodInput
 
 log = logging.getLogger(__name__)
 
@@ -91,11 +91,12 @@ def environment(device: torch.device) -> str:
 
 
 def _default_methods() -> list[str]:
-    """Every method; the learned one only where its weights are found."""
+    """Every method but the stage ablations; the learned one only where its weights are
+    found."""
     from ..spacetime import find_spacetime
 
     learned = find_spacetime() is not None
-    return [m for m in METHODS if m != "ours-learned" or learned]
+    return [m for m in METHODS if m not in STAGE_ABLATIONS and (m != "ours-learned" or learned)]
 
 
 def evaluate(cfg, progress: bool = True, weights: Path | None = None) -> dict:

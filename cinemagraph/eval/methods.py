@@ -22,6 +22,11 @@ of the 3D cinemagraph along the path, ``N = len(path)``: frame ``t`` shows the f
                  shows); with an RGB point cloud instead of features (identical to ``ours``
                  until the learned feature network lands, since the built-in features are
                  RGB + coverage + disparity and the built-in decoder reads RGB + coverage).
+``ours-no-border``, ``ours-no-sharpen``, ``ours-one-layer``  stage ablations, which
+                 :mod:`cinemagraph.eval.regions` attributes a difference to (not in the
+                 comparison's default table, :data:`STAGE_ABLATIONS`): ours without the border
+                 past the photo; without the depth-edge sharpening before layering; with one
+                 layer (no layering, so nothing is inpainted).
 """
 
 from __future__ import annotations
@@ -63,6 +68,8 @@ class MethodInput:
 
 
 METHODS: dict[str, Callable[[MethodInput], Tensor]] = {}
+#: Methods that attribute a difference to a stage; the comparison runs them only when named.
+STAGE_ABLATIONS = ("ours-no-border", "ours-no-sharpen", "ours-one-layer")
 #: Display names in the table.
 LABELS: dict[str, str] = {}
 
@@ -257,6 +264,21 @@ def ours_without_symmetric(inp: MethodInput) -> Tensor:
 @register("ours-no-inpaint", "Ours w/o inpainting")
 def ours_without_inpainting(inp: MethodInput) -> Tensor:
     return _pipeline(inp, ldi=LDISettings(inpaint=False))
+
+
+@register("ours-no-border", "Ours w/o the border past the photo")
+def ours_without_border(inp: MethodInput) -> Tensor:
+    return _pipeline(inp, border=0.0)
+
+
+@register("ours-no-sharpen", "Ours w/o depth-edge sharpening")
+def ours_without_sharpening(inp: MethodInput) -> Tensor:
+    return _pipeline(inp, ldi=LDISettings(sharpen_iterations=0))
+
+
+@register("ours-one-layer", "Ours with one layer")
+def ours_one_layer(inp: MethodInput) -> Tensor:
+    return _pipeline(inp, ldi=LDISettings(max_layers=1))
 
 
 class RGBFeatures:

@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from ..conventions import check_shape
@@ -17,6 +18,11 @@ from .scene import LayeredDepthImage
 
 log = logging.getLogger(__name__)
 
+#: How far (a fraction of its window's disparity range) from both ends of that range a
+#: pixel's disparity lies where depth-edge sharpening may change it: a step that a file or a
+#: model gives crisp has no such pixels, a blurred or resized one a band of them.
+BLURRED = 0.1
+
 
 @dataclass
 class LDISettings:
@@ -24,7 +30,11 @@ class LDISettings:
 
     ``max_layers``: cap on the number of layers.
     ``margin``: how far (fraction of the long side) behind a nearer layer a layer is
-    inpainted; camera paths move near content by at most about this much.
+    inpainted; camera paths move near content by at most about this much. Only behind a
+    step that such a move opens by a pixel or more (:func:`opening_steps`): where two layers
+    meet on one continuous surface (a ground split in two by the layering), nothing is
+    inpainted, as nothing is revealed there, and no invented colour shows through the
+    surface between its points.
     ``context_erosion``: pixels removed from the context border, where colours mix
     foreground and background.
     ``behind``: inpainted depth is kept at least this factor behind the nearer layer that
@@ -32,7 +42,13 @@ class LDISettings:
     ``sharpen_iterations``, ``sharpen_radius``: depth-edge sharpening before layering (a
     colour-guided weighted median of disparity, :func:`~cinemagraph.filters.joint_weighted_median`;
     0 iterations turns it off). Without it, the pixels on a blurred depth edge get depths
-    between the two sides and spread into streaks when the camera moves.
+    between the two sides and spread into streaks when the camera moves. It changes the
+    depth only where layering needs it: on the pixels of a blurred step (between the lowest
+    and the highest disparity of their ``2 sharpen_radius + 1`` window, :data:`BLURRED`
+    of the window's range away from both) within ``sharpen_radius * sharpen_iterations``
+    pixels of an edge between the layers that the unsharpened depth splits into. Elsewhere
+    the depth given, by a file or a model, is kept as it is, thin things and corners
+    included (a median would erode them); the log says how much changed.
     ``inpaint``: False leaves every layer with only what the photo shows (an ablation).
     """
 
@@ -43,6 +59,63 @@ class LDISettings:
     sharpen_iterations: int = 3
     sharpen_radius: int = 3
     inpaint: bool = True
+
+
+def layer_edges(labels: Tensor) -> Tensor:
+    """``(1, 1, H, W)`` bool: the pixels of ``labels (1, 1, H, W)`` with a 4-neighbour of
+    another layer."""
+    edge = torch.zeros_like(labels, dtype=torch.bool)
+    dy = labels[..., 1:, :] != labels[..., :-1, :]
+    dx = labels[..., :, 1:] != labels[..., :, :-1]
+    edge[..., 1:, :] |= dy
+    edge[..., :-1, :] |= dy
+    edge[..., :, 1:] |= dx
+    edge[..., :, :-1] |= dx
+    return edge
+
+
+def opening_steps(disparity: Tensor, labels: Tensor, index: int, margin: int) -> Tensor:
+    """``(1, 1, H, W)`` bool: the pixels of layer ``index`` (in ``labels (1, 1, H, W)``)
+    beside a pixel of a nearer layer whose disparity (``disparity (1, 1, H, W)``, near depth
+    1) is higher by ``1 / margin`` or more: the steps that a camera moving the nearest
+    content by ``margin`` pixels opens by a pixel or more."""
+    step = 1.0 / margin
+    layer = labels == index
+    out = torch.zeros_like(layer)
+    for dim in (-1, -2):
+        n = disparity.shape[dim]
+        for a, b in ((slice(1, n), slice(0, n - 1)), (slice(0, n - 1), slice(1, n))):
+            here = [slice(None)] * 4
+            there = [slice(None)] * 4
+            here[dim], there[dim] = a, b
+            here, there = tuple(here), tuple(there)
+            out[here] |= (layer[here] & (labels[there] < index)
+                          & (disparity[there] - disparity[here] >= step))
+    return out
+
+
+def _sharpened(image: Tensor, depth: Tensor, disparity: Tensor,
+               settings: LDISettings) -> tuple[Tensor, Tensor]:
+    """The disparity and depth after depth-edge sharpening, changed only near the edges of
+    the layers that ``disparity`` splits into (:class:`LDISettings`)."""
+    layers = assign_layers(disparity, disparity_bins(disparity, settings.max_layers))
+    reach = settings.sharpen_radius * settings.sharpen_iterations
+    k = 2 * settings.sharpen_radius + 1
+    high = F.max_pool2d(disparity, k, stride=1, padding=settings.sharpen_radius)
+    low = -F.max_pool2d(-disparity, k, stride=1, padding=settings.sharpen_radius)
+    margin = BLURRED * (high - low)
+    blurred = (disparity - low > margin) & (high - disparity > margin)
+    near_edge = dilate(layer_edges(layers), reach) & blurred
+    if not near_edge.any():
+        log.info("depth-edge sharpening: no blurred step at a layer edge, depth unchanged")
+        return disparity, depth
+    sharp = joint_weighted_median(disparity, image, settings.sharpen_radius,
+                                  iterations=settings.sharpen_iterations)
+    sharp = torch.where(near_edge, sharp, disparity)
+    changed = (sharp != disparity).float().mean().item()
+    log.info("depth-edge sharpening: %.1f%% of the pixels changed (blurred steps within %d px "
+             "of a layer edge)", 100 * changed, reach)
+    return sharp, torch.where(near_edge, 1.0 / sharp, depth)
 
 
 def build_layered_depth_image(image: Tensor, depth: Tensor, motion: MotionField,
@@ -63,9 +136,7 @@ def build_layered_depth_image(image: Tensor, depth: Tensor, motion: MotionField,
     h, w = image.shape[-2:]
     disparity = 1.0 / depth
     if settings.sharpen_iterations > 0:
-        disparity = joint_weighted_median(disparity, image, settings.sharpen_radius,
-                                          iterations=settings.sharpen_iterations)
-        depth = 1.0 / disparity
+        disparity, depth = _sharpened(image, depth, disparity, settings)
     labels = assign_layers(disparity, disparity_bins(disparity, settings.max_layers))
     margin = max(1, round(settings.margin * max(h, w)))
     flow = motion.flow * motion.mask
@@ -75,7 +146,9 @@ def build_layered_depth_image(image: Tensor, depth: Tensor, motion: MotionField,
         if not visible.any():
             continue
         nearer = labels < index
-        hole = nearer & dilate(visible, margin) if settings.inpaint else torch.zeros_like(visible)
+        hole = torch.zeros_like(visible)
+        if settings.inpaint and index > 0:
+            hole = nearer & dilate(opening_steps(disparity, labels, index, margin), margin)
         context = erode(labels >= index, settings.context_erosion) | visible
         color, layer_depth, layer_flow = image, depth, flow
         if hole.any():

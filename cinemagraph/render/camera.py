@@ -252,6 +252,85 @@ def border_needed(path: CameraPath, K: Tensor, size: tuple[int, int], near: floa
     return min(worst / max(h, w) + 0.01, cap)
 
 
+#: The largest zoom :func:`framed` applies; past it, a path shows some of the smooth fill
+#: beyond the photo's edges (:func:`cinemagraph.pipeline.build_scene`).
+MAX_FRAMING_ZOOM = 1.25
+
+
+@dataclass
+class Framing:
+    """How :func:`framed` crops a path: ``zoom`` (focal-length factor, 1: none), the crop's
+    ``centre`` ``(x, y)`` in the unzoomed view's pixels, and ``uncovered``: the largest
+    distance in pixels that the cropped path still looks past the photo (0 unless the zoom
+    hit :data:`MAX_FRAMING_ZOOM`)."""
+
+    zoom: float
+    centre: tuple[float, float]
+    uncovered: float
+
+
+def framed(path: CameraPath, depth: Tensor, K: Tensor,
+           max_zoom: float = MAX_FRAMING_ZOOM) -> tuple[CameraPath, Framing]:
+    """Return ``path`` with every view cropped alike (one zoom, one crop centre) so that it
+    shows nothing past the edges of the photo of ``depth (1, 1, H, W)`` and intrinsics
+    ``K (3, 3)``, as 3D-photo viewers crop; and the :class:`Framing` used.
+
+    The photo's edge pixels are lifted with their depth and projected into every view: on
+    each side, the farthest that the photo's edge comes into a view is the margin that side
+    needs. The crop keeps the photo's aspect ratio, as large as those margins allow, centred
+    between them; at most ``max_zoom``. A path that stays inside the photo (``static``,
+    ``zoom-in``) is returned as it is.
+    """
+    from ..conventions import project, transform_points, unproject
+
+    h, w = depth.shape[-2:]
+    ys, xs = torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32)
+    sides = {"left": torch.stack([torch.zeros(h), ys], 1),
+             "right": torch.stack([torch.full((h,), w - 1.0), ys], 1),
+             "top": torch.stack([xs, torch.zeros(w)], 1),
+             "bottom": torch.stack([xs, torch.full((w,), h - 1.0)], 1)}
+    d = depth[0, 0].detach().float().cpu()
+    K = K.detach().float().cpu()
+    margin = dict.fromkeys(sides, 0.0)
+    for name, xy in sides.items():
+        z = d[xy[:, 1].long(), xy[:, 0].long()]
+        points = unproject(xy, z, K)
+        for pose, k in zip(path.world_to_camera.float(), path.K.float()):
+            p, zc = project(transform_points(pose, points), k)
+            p = p[zc > 1e-6]
+            if p.numel() == 0:
+                continue
+            reach = {"left": p[:, 0].max(), "right": (w - 1.0) - p[:, 0].min(),
+                     "top": p[:, 1].max(), "bottom": (h - 1.0) - p[:, 1].min()}[name]
+            # Within half a pixel of the frame's edge shows nothing past it.
+            if reach > 0.5:
+                margin[name] = max(margin[name], float(reach))
+    span_x, span_y = w - 1.0, h - 1.0
+    need = max(span_x / max(span_x - margin["left"] - margin["right"], 1e-6),
+               span_y / max(span_y - margin["top"] - margin["bottom"], 1e-6))
+    if need <= 1.0 + 1e-3:
+        return path, Framing(1.0, ((w - 1) / 2, (h - 1) / 2), 0.0)
+    zoom = min(need, max_zoom)
+    centre = []
+    for lo, hi, span in ((margin["left"], margin["right"], span_x),
+                         (margin["top"], margin["bottom"], span_y)):
+        half = span / zoom / 2
+        # Centred between the margins; where the zoom is short, centred on what is covered.
+        c = (lo + span - hi) / 2
+        centre.append(float(min(max(c, half), span - half)))
+    shown = [(centre[0] - span_x / zoom / 2, centre[0] + span_x / zoom / 2),
+             (centre[1] - span_y / zoom / 2, centre[1] + span_y / zoom / 2)]
+    uncovered = zoom * max(0.0, margin["left"] - shown[0][0], margin["right"] - (span_x - shown[0][1]),
+                           margin["top"] - shown[1][0], margin["bottom"] - (span_y - shown[1][1]))
+    intrinsics = path.K.clone()
+    for axis in (0, 1):
+        c0 = intrinsics[:, axis, 2]
+        intrinsics[:, axis, axis] *= zoom
+        intrinsics[:, axis, 2] = c0 + zoom * (c0 - centre[axis])
+    return (CameraPath(path.name, path.world_to_camera, intrinsics, path.closed),
+            Framing(zoom, (centre[0], centre[1]), uncovered))
+
+
 def build_camera_path(spec: str, frames: int, K: Tensor, near: float = 1.0,
                       median: float = 3.0) -> CameraPath:
     """Return the path named ``spec``, or read from ``spec`` when it names a ``.json`` file."""

@@ -37,3 +37,66 @@ def test_inpainted_depth_continues_the_background_and_stays_behind():
     near = ldi.depth[0, 0][ldi.visible[0, 0]]
     assert ldi.depth[far, 0][hidden].min() > near.max()
     assert not (ldi.coverage[0, 0] & ~ldi.visible[0, 0]).any()  # nothing in front of the nearest
+
+
+NOISE = 0.8
+
+
+def test_a_given_depth_is_changed_only_near_the_layer_edges():
+    """Depth-edge sharpening moves blurred steps onto colour edges, and only there: away
+    from the edges between layers the layers keep the depth given, bit for bit."""
+    from cinemagraph.filters import dilate
+    from cinemagraph.ldi.builder import layer_edges
+
+    h, w = 48, 64
+    image = textured(h, w, seed=4)
+    image[..., 12:36, 20:44] = torch.tensor([0.9, 0.2, 0.1]).view(1, 3, 1, 1)
+    # A smooth ramp behind a square whose depth step is blurred and 2 px off its colour edge.
+    depth = torch.linspace(4.0, 3.0, h).view(1, 1, h, 1).expand(1, 1, h, w).clone()
+    depth = depth + NOISE * torch.rand(1, 1, h, w, generator=torch.Generator().manual_seed(1))
+    depth[..., 14:38, 22:46] = 1.0
+    depth = torch.nn.functional.avg_pool2d(depth, 3, 1, 1, count_include_pad=False)
+    settings = LDISettings()
+    ldi = build_layered_depth_image(image, depth, MotionField.static(h, w), settings)
+    shown = torch.zeros_like(depth)
+    for i in range(ldi.num_layers):
+        shown = torch.where(ldi.visible[i:i + 1], ldi.depth[i:i + 1], shown)
+    labels = assign_layers(1 / depth, disparity_bins(1 / depth, settings.max_layers))
+    near = dilate(layer_edges(labels), settings.sharpen_radius * settings.sharpen_iterations)
+    assert torch.equal(shown[~near], depth[~near])
+    assert (shown[near] != depth[near]).any()  # the step was moved
+
+
+def test_a_crisp_depth_with_thin_things_is_kept_whole():
+    """Sharpening changes blurred steps only: a depth whose steps are crisp, a 2-pixel pole
+    and a corner included, comes out of layering unchanged (a median would erode the pole)."""
+    h, w = 48, 64
+    image = textured(h, w, seed=2)
+    depth = torch.full((1, 1, h, w), 4.0)
+    depth[..., 10:40, 30:32] = 1.5  # a pole
+    depth[..., 30:, :20] = 1.0  # a box in the corner
+    image[..., 10:40, 30:32] = 0.05
+    ldi = build_layered_depth_image(image, depth, MotionField.static(h, w), LDISettings())
+    shown = torch.zeros_like(depth)
+    for i in range(ldi.num_layers):
+        shown = torch.where(ldi.visible[i:i + 1], ldi.depth[i:i + 1], shown)
+    assert torch.equal(shown, depth)
+
+
+def test_only_steps_that_a_camera_opens_are_inpainted_behind():
+    """Layers that meet on one continuous surface (a ramp the layering splits) get nothing
+    inpainted: a move of the nearest content by the margin opens no pixel there. A step
+    does get its hidden neighbourhood inpainted."""
+    h, w = 48, 64
+    image = textured(h, w, seed=3)
+    ramp = torch.linspace(1.0, 0.2, h).view(1, 1, h, 1).expand(1, 1, h, w)  # disparity
+    ldi = build_layered_depth_image(image, 1.0 / ramp, MotionField.static(h, w), LDISettings())
+    assert ldi.num_layers > 1
+    assert torch.equal(ldi.coverage, ldi.visible)
+    step = ramp.clone()
+    step[..., 10:30, 20:40] = 1.0  # a near box over the ramp
+    ldi = build_layered_depth_image(image, 1.0 / step, MotionField.static(h, w), LDISettings())
+    hidden = ldi.coverage & ~ldi.visible
+    assert hidden[:, :, 10:30, 20:40].any()
+    # Behind the box only: its neighbourhood, not the ramp's own layer edges far from it.
+    assert not hidden[:, :, 36:, :].any()
