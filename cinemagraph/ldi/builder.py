@@ -43,9 +43,10 @@ class LDISettings:
     colour-guided weighted median of disparity, :func:`~cinemagraph.filters.joint_weighted_median`;
     0 iterations turns it off). Without it, the pixels on a blurred depth edge get depths
     between the two sides and spread into streaks when the camera moves. It changes the
-    depth only where layering needs it: on the pixels of a blurred step (between the lowest
-    and the highest disparity of their ``2 sharpen_radius + 1`` window, :data:`BLURRED`
-    of the window's range away from both) within ``sharpen_radius * sharpen_iterations``
+    depth only where layering needs it: on the pixels of a blurred step (a window of
+    ``2 sharpen_radius + 1`` pixels whose disparity spans a step that a camera move of the
+    ``margin`` opens by a pixel, the pixel :data:`BLURRED` of that span away from both its
+    ends) within ``sharpen_radius * sharpen_iterations``
     pixels of an edge between the layers that the unsharpened depth splits into. Elsewhere
     the depth given, by a file or a model, is kept as it is, thin things and corners
     included (a median would erode them); the log says how much changed.
@@ -94,17 +95,22 @@ def opening_steps(disparity: Tensor, labels: Tensor, index: int, margin: int) ->
     return out
 
 
-def _sharpened(image: Tensor, depth: Tensor, disparity: Tensor,
+def _sharpened(image: Tensor, depth: Tensor, disparity: Tensor, bins: Tensor,
                settings: LDISettings) -> tuple[Tensor, Tensor]:
     """The disparity and depth after depth-edge sharpening, changed only near the edges of
     the layers that ``disparity`` splits into (:class:`LDISettings`)."""
-    layers = assign_layers(disparity, disparity_bins(disparity, settings.max_layers))
+    layers = assign_layers(disparity, bins)
     reach = settings.sharpen_radius * settings.sharpen_iterations
     k = 2 * settings.sharpen_radius + 1
     high = F.max_pool2d(disparity, k, stride=1, padding=settings.sharpen_radius)
     low = -F.max_pool2d(-disparity, k, stride=1, padding=settings.sharpen_radius)
-    margin = BLURRED * (high - low)
-    blurred = (disparity - low > margin) & (high - disparity > margin)
+    span = high - low
+    # A step (one that a camera move of the margin opens by a pixel, as for inpainting),
+    # and the pixel between its two sides: a smooth slope is no step, a crisp step has no
+    # pixel between.
+    step = 1.0 / max(1, round(settings.margin * max(disparity.shape[-2:])))
+    blurred = ((span >= step) & (disparity - low > BLURRED * span)
+               & (high - disparity > BLURRED * span))
     near_edge = dilate(layer_edges(layers), reach) & blurred
     if not near_edge.any():
         log.info("depth-edge sharpening: no blurred step at a layer edge, depth unchanged")
@@ -135,9 +141,12 @@ def build_layered_depth_image(image: Tensor, depth: Tensor, motion: MotionField,
     check_shape("depth", depth, (1, 1) + tuple(image.shape[-2:]))
     h, w = image.shape[-2:]
     disparity = 1.0 / depth
+    # The layers' disparity intervals come from the depth as given: the few pixels that
+    # sharpening changes must not re-draw them (they moved whole layers on a synthetic scene).
+    bins = disparity_bins(disparity, settings.max_layers)
     if settings.sharpen_iterations > 0:
-        disparity, depth = _sharpened(image, depth, disparity, settings)
-    labels = assign_layers(disparity, disparity_bins(disparity, settings.max_layers))
+        disparity, depth = _sharpened(image, depth, disparity, bins, settings)
+    labels = assign_layers(disparity, bins)
     margin = max(1, round(settings.margin * max(h, w)))
     flow = motion.flow * motion.mask
     layers = []

@@ -93,8 +93,8 @@ def test_only_steps_that_a_camera_opens_are_inpainted_behind():
     ldi = build_layered_depth_image(image, 1.0 / ramp, MotionField.static(h, w), LDISettings())
     assert ldi.num_layers > 1
     assert torch.equal(ldi.coverage, ldi.visible)
-    step = ramp.clone()
-    step[..., 10:30, 20:40] = 1.0  # a near box over the ramp
+    step = 0.3 * ramp
+    step[..., 10:30, 20:40] = 1.0  # a near box over a far ramp
     ldi = build_layered_depth_image(image, 1.0 / step, MotionField.static(h, w), LDISettings())
     hidden = ldi.coverage & ~ldi.visible
     assert hidden[:, :, 10:30, 20:40].any()
