@@ -99,7 +99,8 @@ def _splat_2d(image: Tensor, displacement: Tensor, front: Tensor) -> tuple[Tenso
     z = torch.where(front, 1.0, 1.5)
     radius = torch.ones(h * w, device=image.device)
     feats = torch.cat([image.view(c, -1).t(), torch.ones(h * w, 1, device=image.device)], 1)
-    out = splat_points(grid + displacement, z, radius, feats, (h, w), 4)
+    # Two surfaces, the still pixels and the fluid: each blends its own points.
+    out = splat_points(grid + displacement, z, radius, feats, (h, w), 4, surface=front.long())
     return out.features[:, :c], out.features[:, c:]
 
 

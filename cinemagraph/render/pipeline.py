@@ -45,12 +45,14 @@ def splat_cloud(cloud: AnimatedPointCloud, positions: Tensor, world_to_camera: T
                 K: Tensor, size: tuple[int, int], settings: RenderSettings,
                 splatter: Callable = splat_points, displacement: bool = False) -> SplattedFrame:
     """Return the cloud at world ``positions (N, 3)`` splatted from one camera, with the
-    points' displacement where ``displacement`` (a decoder that reads it asks for it)."""
+    points' displacement where ``displacement`` (a decoder that reads it asks for it).
+    Each layer is a surface (:mod:`cinemagraph.render.splat`): its points blend, layers
+    occlude one another."""
     xy, z, radius_px = _project_cloud(cloud, positions, world_to_camera, K)
     geometry = _geometry(cloud, xy, z, K) if displacement else z[:, None]
     g = geometry.shape[1]
     out = splatter(xy, z, radius_px, torch.cat([cloud.features, geometry], dim=1), size,
-                   settings.points_per_pixel)
+                   settings.points_per_pixel, surface=cloud.layer)
     features, geometry = out.features[:, :-g], out.features[:, -g:] / out.alpha.clamp_min(1e-6)
     if not displacement:
         return SplattedFrame(features, out.alpha, geometry[:, :1])
@@ -67,7 +69,7 @@ def plan_cloud_view(cloud: AnimatedPointCloud, positions: Tensor, world_to_camer
     the cloud's features are not needed (apply any with
     :func:`~cinemagraph.render.splat.apply_splat_plan`)."""
     xy, z, radius_px = _project_cloud(cloud, positions, world_to_camera, K)
-    plan = plan_splat(xy, z, radius_px, size, settings.points_per_pixel)
+    plan = plan_splat(xy, z, radius_px, size, settings.points_per_pixel, surface=cloud.layer)
     geometry = apply_splat_plan(plan, _geometry(cloud, xy, z, K)).features
     geometry = geometry / plan.alpha.clamp_min(1e-6)
     return plan, geometry[:, :1], geometry[:, 1:3], geometry[:, 3:]
