@@ -20,9 +20,12 @@ def depth_picture(depth: Tensor) -> np.ndarray:
 
 def flow_picture(image: Tensor, flow: Tensor, mask: Tensor, spacing: int = 32) -> np.ndarray:
     """Return the motion field ``flow (1, 2, H, W)`` colour-coded over the dimmed photo, with
-    arrows every ``spacing`` pixels (hue: direction, saturation: speed)."""
+    arrows every ``spacing`` pixels (hue: direction, saturation: speed).
+
+    Each arrow starts at a red dot, the pixel it describes, and points the way the fluid
+    moves there, its white head at the far end; its length is proportional to the speed
+    (``0.8 * spacing`` at the field's 99th-percentile speed)."""
     from skimage.color import hsv2rgb
-    from skimage.draw import line
 
     fx, fy = flow[0, 0].cpu().numpy(), flow[0, 1].cpu().numpy()
     speed = np.hypot(fx, fy)
@@ -37,12 +40,39 @@ def flow_picture(image: Tensor, flow: Tensor, mask: Tensor, spacing: int = 32) -
     for y in range(spacing // 2, h, spacing):
         for x in range(spacing // 2, w, spacing):
             if speed[y, x] > 0:
-                x1 = int(np.clip(x + fx[y, x] * scale, 0, w - 1))
-                y1 = int(np.clip(y + fy[y, x] * scale, 0, h - 1))
-                rr, cc = line(y, x, y1, x1)
-                out[rr, cc] = 1.0
+                draw_arrow(out, (x, y), (x + fx[y, x] * scale, y + fy[y, x] * scale))
                 out[max(y - 1, 0):y + 2, max(x - 1, 0):x + 2] = (1.0, 0.2, 0.2)
     return (np.clip(out, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+#: An arrowhead's two strokes leave the tip at this angle to the shaft (degrees)...
+ARROWHEAD_ANGLE = 30.0
+#: ... and are this fraction of the arrow's length, within ``ARROWHEAD_PX`` pixels.
+ARROWHEAD_SHARE = 0.35
+ARROWHEAD_PX = (3.0, 8.0)
+
+
+def draw_arrow(picture: np.ndarray, start: tuple[float, float], end: tuple[float, float],
+               color=(1.0, 1.0, 1.0)) -> None:
+    """Draw an arrow from ``start = (x, y)`` to ``end`` into ``picture (H, W, 3)`` (in place):
+    the shaft and, at ``end``, a head of two strokes swept back from the tip. Whatever falls
+    outside the picture is left out."""
+    from skimage.draw import line
+
+    h, w = picture.shape[:2]
+    (x0, y0), (x1, y1) = start, end
+    length = float(np.hypot(x1 - x0, y1 - y0))
+    strokes = [(x0, y0, x1, y1)]
+    if length > 0:
+        head = float(np.clip(ARROWHEAD_SHARE * length, *ARROWHEAD_PX))
+        back = np.arctan2(y0 - y1, x0 - x1)  # from the tip towards the start
+        for turn in (-1.0, 1.0):
+            a = back + turn * np.deg2rad(ARROWHEAD_ANGLE)
+            strokes.append((x1, y1, x1 + head * np.cos(a), y1 + head * np.sin(a)))
+    for xa, ya, xb, yb in strokes:
+        rr, cc = line(int(round(ya)), int(round(xa)), int(round(yb)), int(round(xb)))
+        keep = (rr >= 0) & (rr < h) & (cc >= 0) & (cc < w)
+        picture[rr[keep], cc[keep]] = color
 
 
 def layer_pictures(ldi: LayeredDepthImage) -> list[np.ndarray]:

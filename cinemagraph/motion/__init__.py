@@ -2,8 +2,9 @@
 
 Hints come from a labelme file (the original demo's format), a hints JSON, or the command
 line (:mod:`.hints`); :class:`HintInterpolator` turns them into a dense field; the learned
-motion network plugs in behind :class:`MotionEstimator`. :mod:`.integrate` turns a field
-into displacements over time.
+motion network plugs in behind :class:`MotionEstimator`; both fade the field to zero speed
+at the mask's edge (:mod:`.fade`). :mod:`.integrate` turns a field into displacements over
+time.
 """
 
 from .field import MotionEstimator, MotionField

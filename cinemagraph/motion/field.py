@@ -17,6 +17,8 @@ class MotionField:
 
     ``flow``: ``(1, 2, H, W)`` pixels per frame, zero outside ``mask``.
     ``mask``: ``(1, 1, H, W)`` bool, the region allowed to move.
+    The motion stage's fields fade to zero speed across a band inside the mask's edge
+    (:mod:`.fade`); the pipeline takes any field as it is.
     """
 
     flow: Tensor

@@ -16,7 +16,9 @@ Around the network, done once here (3D Cinemagraphy's ``demo.py`` and
    blurs once; once it is here.)
 3. The field is scaled from the square grid back to the photo, ``(W / 768, H / 768)``, resized
    bilinearly to ``(H, W)``, masked at the photo's resolution (so the field is zero outside
-   the mask, as :class:`~.field.MotionField` requires) and multiplied by ``flow_scale``.
+   the mask, as :class:`~.field.MotionField` requires), faded to zero speed at the mask's
+   edge (:mod:`.fade`; the original stops at its blur, which leaves about half the speed on
+   the edge pixels) and multiplied by ``flow_scale``.
    (The original *divides* by its ``--flow_scale``, though its help calls it the fluid's
    speed; ours multiplies: 2 is twice as fast.)
 
@@ -32,6 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..conventions import pixel_grid
+from .fade import fade_at_mask_edge
 from .field import MotionField
 from .hints import MotionHints
 
@@ -103,5 +106,5 @@ class NetworkMotion:
         flow = box_blur(flow, (self.blur, self.blur), border_type="constant") * grid_mask
         flow = flow * torch.tensor([w / self.grid, h / self.grid], device=self.device).view(1, 2, 1, 1)
         flow = F.interpolate(flow, size=(h, w), mode="bilinear", align_corners=False)
-        flow = flow * mask * self.flow_scale
+        flow = fade_at_mask_edge(flow, mask) * self.flow_scale
         return MotionField(flow.to(image.device), mask.to(image.device))

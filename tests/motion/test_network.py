@@ -54,6 +54,25 @@ def test_post_processing_scales_the_grid_motion_back_to_the_photo(weights_dir):
     assert (field.flow[:, :, ~small[0, 0]] == 0).all() and field.flow.abs().max() > 0
 
 
+def test_the_network_motion_fades_at_the_mask_edge(weights_dir):
+    stage = NetworkMotion(weights_dir / "sceneflow_model.pth", grid=256)
+
+    class Constant(torch.nn.Module):
+        def forward(self, image, mask, hint):
+            out = torch.zeros(1, 2, *image.shape[-2:])
+            out[:, 0] = 1.0
+            return out
+
+    stage.model = Constant()
+    mask = torch.zeros(1, 1, 96, 160, dtype=torch.bool)
+    mask[..., 40:, :] = True
+    flow = stage(textured(96, 160), MotionHints(mask=mask)).flow
+    speed = flow[0, 0, :, 80]
+    assert (speed[:40] == 0).all()
+    assert 0 < speed[40] < 0.1 * speed[70]  # was 3/5 of the speed: the blur's edge
+    assert (speed[40:60].diff() >= 0).all()
+
+
 def test_network_motion_is_deterministic_and_scales(weights_dir):
     image = textured(64, 96)
     mask = torch.zeros(1, 1, 64, 96, dtype=torch.bool)
