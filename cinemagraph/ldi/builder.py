@@ -30,11 +30,7 @@ class LDISettings:
 
     ``max_layers``: cap on the number of layers.
     ``margin``: how far (fraction of the long side) behind a nearer layer a layer is
-    inpainted; camera paths move near content by at most about this much. Only behind a
-    step that such a move opens by a pixel or more (:func:`opening_steps`): where two layers
-    meet on one continuous surface (a ground split in two by the layering), nothing is
-    inpainted, as nothing is revealed there, and no invented colour shows through the
-    surface between its points.
+    inpainted; camera paths move near content by at most about this much.
     ``context_erosion``: pixels removed from the context border, where colours mix
     foreground and background.
     ``behind``: inpainted depth is kept at least this factor behind the nearer layer that
@@ -75,26 +71,6 @@ def layer_edges(labels: Tensor) -> Tensor:
     return edge
 
 
-def opening_steps(disparity: Tensor, labels: Tensor, index: int, margin: int) -> Tensor:
-    """``(1, 1, H, W)`` bool: the pixels of layer ``index`` (in ``labels (1, 1, H, W)``)
-    beside a pixel of a nearer layer whose disparity (``disparity (1, 1, H, W)``, near depth
-    1) is higher by ``1 / margin`` or more: the steps that a camera moving the nearest
-    content by ``margin`` pixels opens by a pixel or more."""
-    step = 1.0 / margin
-    layer = labels == index
-    out = torch.zeros_like(layer)
-    for dim in (-1, -2):
-        n = disparity.shape[dim]
-        for a, b in ((slice(1, n), slice(0, n - 1)), (slice(0, n - 1), slice(1, n))):
-            here = [slice(None)] * 4
-            there = [slice(None)] * 4
-            here[dim], there[dim] = a, b
-            here, there = tuple(here), tuple(there)
-            out[here] |= (layer[here] & (labels[there] < index)
-                          & (disparity[there] - disparity[here] >= step))
-    return out
-
-
 def _sharpened(image: Tensor, depth: Tensor, disparity: Tensor, bins: Tensor,
                settings: LDISettings) -> tuple[Tensor, Tensor]:
     """The disparity and depth after depth-edge sharpening, changed only near the edges of
@@ -105,8 +81,8 @@ def _sharpened(image: Tensor, depth: Tensor, disparity: Tensor, bins: Tensor,
     high = F.max_pool2d(disparity, k, stride=1, padding=settings.sharpen_radius)
     low = -F.max_pool2d(-disparity, k, stride=1, padding=settings.sharpen_radius)
     span = high - low
-    # A step (one that a camera move of the margin opens by a pixel, as for inpainting),
-    # and the pixel between its two sides: a smooth slope is no step, a crisp step has no
+    # A step (one that a camera move of the margin opens by a pixel), and the pixel
+    # between its two sides: a smooth slope is no step, a crisp step has no
     # pixel between.
     step = 1.0 / max(1, round(settings.margin * max(disparity.shape[-2:])))
     blurred = ((span >= step) & (disparity - low > BLURRED * span)
@@ -155,9 +131,7 @@ def build_layered_depth_image(image: Tensor, depth: Tensor, motion: MotionField,
         if not visible.any():
             continue
         nearer = labels < index
-        hole = torch.zeros_like(visible)
-        if settings.inpaint and index > 0:
-            hole = nearer & dilate(opening_steps(disparity, labels, index, margin), margin)
+        hole = nearer & dilate(visible, margin) if settings.inpaint else torch.zeros_like(visible)
         context = erode(labels >= index, settings.context_erosion) | visible
         color, layer_depth, layer_flow = image, depth, flow
         if hole.any():

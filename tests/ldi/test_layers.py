@@ -82,21 +82,3 @@ def test_a_crisp_depth_with_thin_things_is_kept_whole():
         shown = torch.where(ldi.visible[i:i + 1], ldi.depth[i:i + 1], shown)
     assert torch.equal(shown, depth)
 
-
-def test_only_steps_that_a_camera_opens_are_inpainted_behind():
-    """Layers that meet on one continuous surface (a ramp the layering splits) get nothing
-    inpainted: a move of the nearest content by the margin opens no pixel there. A step
-    does get its hidden neighbourhood inpainted."""
-    h, w = 48, 64
-    image = textured(h, w, seed=3)
-    ramp = torch.linspace(1.0, 0.2, h).view(1, 1, h, 1).expand(1, 1, h, w)  # disparity
-    ldi = build_layered_depth_image(image, 1.0 / ramp, MotionField.static(h, w), LDISettings())
-    assert ldi.num_layers > 1
-    assert torch.equal(ldi.coverage, ldi.visible)
-    step = 0.3 * ramp
-    step[..., 10:30, 20:40] = 1.0  # a near box over a far ramp
-    ldi = build_layered_depth_image(image, 1.0 / step, MotionField.static(h, w), LDISettings())
-    hidden = ldi.coverage & ~ldi.visible
-    assert hidden[:, :, 10:30, 20:40].any()
-    # Behind the box only: its neighbourhood, not the ramp's own layer edges far from it.
-    assert not hidden[:, :, 36:, :].any()
