@@ -8,6 +8,8 @@ import pytest
 import torch
 
 from cinemagraph.api import PreparedScene, RenderOptions
+from cinemagraph.conventions import default_intrinsics
+from cinemagraph.render.camera import named_path
 from cinemagraph.eval import metrics
 from cinemagraph.eval.data import load_scene, scene_folders
 from cinemagraph.eval.methods import MethodInput, naive_point_cloud_symmetric, ours
@@ -28,7 +30,8 @@ def test_regions_split_a_frame_by_where_its_points_come_from():
     mask[..., 26:, :] = True
     prepared = PreparedScene.of(image, depth, MotionField(flow, mask),
                                 RenderOptions(reframe=False))
-    path = prepared.camera_path("side", 6)
+    # Sideways by three times the named path's amplitude: a few pixels past the edges.
+    path = named_path("side", 6, default_intrinsics(h, w)[0], near=3.0)
     scene = prepared.scene(path)
     origins = point_origins(scene)
     assert origins[:, 0].any() and origins[:, 1].any() and origins[:, 2].any()

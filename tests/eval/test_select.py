@@ -129,7 +129,9 @@ def test_photo_boxes_are_measured_for_each_weight_file_and_can_leave_weights_out
     box = "photo@zoom-in=0,0,64,48"
     assert set(rows[good]) >= {"photo_change", box, "photo@zoom-in=8,8,24,24"}
     assert float(rows[good]["photo_change"]) < 1e-6 < 1.0 < float(rows[bad]["photo_change"])
-    assert max(abs(float(v)) for v in rows[bad][box].split()) <= float(rows[bad]["photo_change"])
+    # The box's channels are written to 3 decimals.
+    assert (max(abs(float(v)) for v in rows[bad][box].split())
+            <= float(rows[bad]["photo_change"]) + 5e-4)
     assert "photo change" in capsys.readouterr().out
     # A limit the noisy weights pass nowhere leaves them out, and no weights left is exit 1.
     assert select_main([bad, *common, "--max-photo-change", "1"]) == 1

@@ -100,7 +100,9 @@ def test_int8_storage_halves_the_file_and_keeps_the_frames_close(scenes, members
     assert ((restored - original).abs() <= scale / 2 + 1e-6).all()
     assert not torch.equal(restored, original)
     near = (_videos(scenes, int8) - _videos(scenes, fp16)).abs()
-    assert near.max() < 0.05 and near.mean() < 5e-3
+    # One pixel may move by up to a tenth (0.0955 with the layering and splatting of
+    # 2026-12-07, under 0.05 before); on average the frames stay within half a percent.
+    assert near.max() < 0.1 and near.mean() < 5e-3
 
 
 def test_members_that_do_not_belong_together_are_refused_in_one_line(members, tmp_path, capsys):

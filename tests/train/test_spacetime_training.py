@@ -34,8 +34,9 @@ def _alone(experiment: str) -> list[str]:
         extra.append("spacetime.data.photos=null")
     if cfg.spacetime.model.preset != "official" and cfg.spacetime.model.fluid_px == 0:
         # Without the fluid band, the tiny scenes' corrections reach few pixels: the feature
-        # network's first gradients are small, and its weights move by step 6.
-        extra.append("trainer.steps=6")
+        # network's first gradients are small, and its weights move by step 6 where every
+        # sample has floaters (near occluders, whose holes the correction reaches).
+        extra += ["trainer.steps=6", "spacetime.data.floaters=1.0"]
     return extra
 
 
@@ -553,8 +554,10 @@ def test_the_weight_files_may_be_written_in_fp16_and_resuming_keeps_fp32(tmp_pat
 
 
 def test_a_moving_average_of_the_weights_is_what_the_weight_files_hold(tmp_path):
+    # Samples of both kinds: moving points and holes, where the correction learns from the
+    # first steps (module's two-step test).
     cfg = config(["experiment=spacetime_small", "trainer.steps=2", "trainer.checkpoint_every=1",
-                  "spacetime.model.ema=0.75"] + SMALL)
+                  "spacetime.model.ema=0.75", "spacetime.data.kinds=[both]"] + SMALL)
     trainer = SpaceTimeTrainer(cfg, tmp_path, torch.device("cpu"))
     start = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     weights = []
