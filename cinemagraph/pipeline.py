@@ -116,9 +116,8 @@ def extend_photo(image: Tensor, depth: Tensor, pad: int) -> tuple[Tensor, Tensor
     past its edge (a mirrored border showed a forest as a lake, a zip twice)."""
     from .filters import push_pull_fill
 
-    known = F.pad(torch.ones_like(depth), (pad,) * 4)
+    known = F.pad(torch.ones_like(depth), (pad,) * 4)  # push-pull keeps these pixels as they are
     color = push_pull_fill(F.pad(image, (pad,) * 4), known)
-    color = torch.where(known > 0, F.pad(image, (pad,) * 4), color)
     return color, F.pad(depth, (pad,) * 4, mode="replicate")
 
 

@@ -129,10 +129,8 @@ def region_errors(data: Path, methods: list[str], split: str | None = None,
                   for name, path in scene.paths.items()}
         masks = {}
         with torch.no_grad():
-            reference = PreparedScene.of(image, depth, motion)
             for name, inp in inputs.items():
-                reference.border = _border(inp)
-                made = reference.scene(inp.path)
+                made = PreparedScene.of(image, depth, motion, border=_border(inp)).scene(inp.path)
                 masks[name] = (region_masks(made, inp.path, tuple(image.shape[-2:]))
                                & scene.valid[name][:, None].bool())
                 for i, region in enumerate(REGIONS):

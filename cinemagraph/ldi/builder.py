@@ -71,10 +71,11 @@ def layer_edges(labels: Tensor) -> Tensor:
     return edge
 
 
-def _sharpened(image: Tensor, depth: Tensor, disparity: Tensor, bins: Tensor,
+def _sharpened(image: Tensor, depth: Tensor, disparity: Tensor, bins: Tensor, margin: int,
                settings: LDISettings) -> tuple[Tensor, Tensor]:
-    """The disparity and depth after depth-edge sharpening, changed only near the edges of
-    the layers that ``disparity`` splits into (:class:`LDISettings`)."""
+    """The disparity and depth after depth-edge sharpening, changed only on blurred steps
+    near the edges of the layers ``bins`` split ``disparity`` into (:class:`LDISettings`;
+    ``margin`` in pixels)."""
     layers = assign_layers(disparity, bins)
     reach = settings.sharpen_radius * settings.sharpen_iterations
     k = 2 * settings.sharpen_radius + 1
@@ -84,8 +85,7 @@ def _sharpened(image: Tensor, depth: Tensor, disparity: Tensor, bins: Tensor,
     # A step (one that a camera move of the margin opens by a pixel), and the pixel
     # between its two sides: a smooth slope is no step, a crisp step has no
     # pixel between.
-    step = 1.0 / max(1, round(settings.margin * max(disparity.shape[-2:])))
-    blurred = ((span >= step) & (disparity - low > BLURRED * span)
+    blurred = ((span >= 1.0 / margin) & (disparity - low > BLURRED * span)
                & (high - disparity > BLURRED * span))
     near_edge = dilate(layer_edges(layers), reach) & blurred
     if not near_edge.any():
@@ -120,10 +120,10 @@ def build_layered_depth_image(image: Tensor, depth: Tensor, motion: MotionField,
     # The layers' disparity intervals come from the depth as given: the few pixels that
     # sharpening changes must not re-draw them (they moved whole layers on a synthetic scene).
     bins = disparity_bins(disparity, settings.max_layers)
-    if settings.sharpen_iterations > 0:
-        disparity, depth = _sharpened(image, depth, disparity, bins, settings)
-    labels = assign_layers(disparity, bins)
     margin = max(1, round(settings.margin * max(h, w)))
+    if settings.sharpen_iterations > 0:
+        disparity, depth = _sharpened(image, depth, disparity, bins, margin, settings)
+    labels = assign_layers(disparity, bins)
     flow = motion.flow * motion.mask
     layers = []
     for index in range(int(labels.max()) + 1):

@@ -285,43 +285,39 @@ def framed(path: CameraPath, depth: Tensor, K: Tensor,
 
     h, w = depth.shape[-2:]
     ys, xs = torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32)
-    sides = {"left": torch.stack([torch.zeros(h), ys], 1),
-             "right": torch.stack([torch.full((h,), w - 1.0), ys], 1),
-             "top": torch.stack([xs, torch.zeros(w)], 1),
-             "bottom": torch.stack([xs, torch.full((w,), h - 1.0)], 1)}
-    d = depth[0, 0].detach().float().cpu()
+    # Left, right, top, bottom edge: which side each edge pixel is on, and the coordinate
+    # (x for left/right, y for top/bottom) that says how far it comes in.
+    xy = torch.cat([torch.stack([torch.zeros(h), ys], 1),
+                    torch.stack([torch.full((h,), w - 1.0), ys], 1),
+                    torch.stack([xs, torch.zeros(w)], 1),
+                    torch.stack([xs, torch.full((w,), h - 1.0)], 1)])
+    side = torch.repeat_interleave(torch.arange(4), torch.tensor([h, h, w, w]))
     K = K.detach().float().cpu()
-    margin = dict.fromkeys(sides, 0.0)
-    for name, xy in sides.items():
-        z = d[xy[:, 1].long(), xy[:, 0].long()]
-        points = unproject(xy, z, K)
-        for pose, k in zip(path.world_to_camera.float(), path.K.float()):
-            p, zc = project(transform_points(pose, points), k)
-            p = p[zc > 1e-6]
-            if p.numel() == 0:
-                continue
-            reach = {"left": p[:, 0].max(), "right": (w - 1.0) - p[:, 0].min(),
-                     "top": p[:, 1].max(), "bottom": (h - 1.0) - p[:, 1].min()}[name]
+    d = depth[0, 0].detach().float().cpu()
+    points = unproject(xy, d[xy[:, 1].long(), xy[:, 0].long()], K)
+    margin = [0.0] * 4
+    for pose, k in zip(path.world_to_camera.float(), path.K.float()):
+        p, zc = project(transform_points(pose, points), k)
+        inward = torch.stack([p[:, 0], (w - 1.0) - p[:, 0], p[:, 1], (h - 1.0) - p[:, 1]], 1)
+        for i in range(4):
+            seen = inward[(side == i) & (zc > 1e-6), i]
             # Within half a pixel of the frame's edge shows nothing past it.
-            if reach > 0.5:
-                margin[name] = max(margin[name], float(reach))
+            if seen.numel() and seen.max() > 0.5:
+                margin[i] = max(margin[i], float(seen.max()))
+    left, right, top, bottom = margin
     span_x, span_y = w - 1.0, h - 1.0
-    need = max(span_x / max(span_x - margin["left"] - margin["right"], 1e-6),
-               span_y / max(span_y - margin["top"] - margin["bottom"], 1e-6))
+    need = max(span_x / max(span_x - left - right, 1e-6),
+               span_y / max(span_y - top - bottom, 1e-6))
     if need <= 1.0 + 1e-3:
         return path, Framing(1.0, ((w - 1) / 2, (h - 1) / 2), 0.0)
     zoom = min(need, max_zoom)
-    centre = []
-    for lo, hi, span in ((margin["left"], margin["right"], span_x),
-                         (margin["top"], margin["bottom"], span_y)):
+    centre, uncovered = [], 0.0
+    for lo, hi, span in ((left, right, span_x), (top, bottom, span_y)):
         half = span / zoom / 2
         # Centred between the margins; where the zoom is short, centred on what is covered.
-        c = (lo + span - hi) / 2
-        centre.append(float(min(max(c, half), span - half)))
-    shown = [(centre[0] - span_x / zoom / 2, centre[0] + span_x / zoom / 2),
-             (centre[1] - span_y / zoom / 2, centre[1] + span_y / zoom / 2)]
-    uncovered = zoom * max(0.0, margin["left"] - shown[0][0], margin["right"] - (span_x - shown[0][1]),
-                           margin["top"] - shown[1][0], margin["bottom"] - (span_y - shown[1][1]))
+        c = float(min(max((lo + span - hi) / 2, half), span - half))
+        centre.append(c)
+        uncovered = max(uncovered, zoom * (lo - (c - half)), zoom * (hi - (span - c - half)))
     intrinsics = path.K.clone()
     for axis in (0, 1):
         c0 = intrinsics[:, axis, 2]

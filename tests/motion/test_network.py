@@ -32,14 +32,17 @@ def test_dense_hints_spread_one_hint_over_the_mask():
     assert (dense[:, :, ~inside] == 0).all()
 
 
+class Constant(torch.nn.Module):
+    """A motion network that moves everything one grid pixel per frame to the right."""
+
+    def forward(self, image, mask, hint):
+        out = torch.zeros(1, 2, *image.shape[-2:])
+        out[:, 0] = 1.0
+        return out
+
+
 def test_post_processing_scales_the_grid_motion_back_to_the_photo(weights_dir):
     stage = NetworkMotion(weights_dir / "sceneflow_model.pth", grid=256)
-
-    class Constant(torch.nn.Module):  # one pixel per frame to the right on the grid
-        def forward(self, image, mask, hint):
-            out = torch.zeros(1, 2, *image.shape[-2:])
-            out[:, 0] = 1.0
-            return out
 
     stage.model = Constant()
     mask = torch.zeros(1, 1, 96, 160, dtype=torch.bool)
@@ -56,12 +59,6 @@ def test_post_processing_scales_the_grid_motion_back_to_the_photo(weights_dir):
 
 def test_the_network_motion_fades_at_the_mask_edge(weights_dir):
     stage = NetworkMotion(weights_dir / "sceneflow_model.pth", grid=256)
-
-    class Constant(torch.nn.Module):
-        def forward(self, image, mask, hint):
-            out = torch.zeros(1, 2, *image.shape[-2:])
-            out[:, 0] = 1.0
-            return out
 
     stage.model = Constant()
     mask = torch.zeros(1, 1, 96, 160, dtype=torch.bool)
