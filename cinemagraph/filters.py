@@ -185,6 +185,10 @@ def masked_median(values: Tensor, mask: Tensor, where: Tensor, size: int) -> Ten
     return out.view_as(values)
 
 
+#: Neighbourhood samples :func:`joint_weighted_median` holds at once (pixels x window).
+_CHUNK = 1 << 22
+
+
 def joint_weighted_median(values: Tensor, guide: Tensor, radius: int = 3,
                           sigma_color: float = 0.08, iterations: int = 1,
                           min_contrast: float = 0.05) -> Tensor:
@@ -217,13 +221,17 @@ def joint_weighted_median(values: Tensor, guide: Tensor, radius: int = 3,
             break
         vpad = F.pad(values, (radius,) * 4, mode="replicate").view(-1)
         gpad = F.pad(guide, (radius,) * 4, mode="replicate").flatten(2)[0]  # (C, (H+2r)(W+2r))
-        centre = (edge // w + radius) * wp + edge % w + radius
-        at = centre[:, None] + neighbours  # (M, k*k)
-        g = gpad[:, at]  # (C, M, k*k)
-        weight = torch.exp(-(g - gpad[:, centre, None]).square().sum(0) / (2.0 * sigma_color ** 2))
-        sorted_v, order = torch.sort(vpad[at], dim=1)
-        cum = torch.cumsum(torch.gather(weight, 1, order), dim=1)
-        pick = (cum < 0.5 * cum[:, -1:]).sum(1, keepdim=True).clamp(max=k * k - 1)
-        values = values.flatten().index_put((edge,), torch.gather(sorted_v, 1, pick)[:, 0])
+        out = values.flatten().clone()
+        for part in edge.split(max(1, _CHUNK // (k * k))):  # bounded memory at large radii
+            centre = (part // w + radius) * wp + part % w + radius
+            at = centre[:, None] + neighbours  # (M, k*k)
+            g = gpad[:, at]  # (C, M, k*k)
+            weight = torch.exp(-(g - gpad[:, centre, None]).square().sum(0)
+                               / (2.0 * sigma_color ** 2))
+            sorted_v, order = torch.sort(vpad[at], dim=1)
+            cum = torch.cumsum(torch.gather(weight, 1, order), dim=1)
+            pick = (cum < 0.5 * cum[:, -1:]).sum(1, keepdim=True).clamp(max=k * k - 1)
+            out[part] = torch.gather(sorted_v, 1, pick)[:, 0]
+        values = out
         values = values.view(1, 1, h, w)
     return values

@@ -22,6 +22,14 @@ log = logging.getLogger(__name__)
 #: pixel's disparity lies where depth-edge sharpening may change it: a step that a file or a
 #: model gives crisp has no such pixels, a blurred or resized one a band of them.
 BLURRED = 0.1
+#: A window whose disparity spans at least this fraction of its largest holds a depth
+#: discontinuity, not a slope (a ground plane's span over a window is a few hundredths).
+STEP = 0.25
+#: The sharpening radius grows with the photo, to this fraction of its long side (and at least
+#: ``sharpen_radius``): depth maps come from models and files of 384-640 pixels, so the ramp
+#: of a step widens with the photo they are resized to (9 pixels in a 640-pixel file, 30 at
+#: 2100 pixels), and a median narrower than the ramp leaves its middle between the sides.
+RADIUS_FRACTION = 1 / 160
 
 
 @dataclass
@@ -37,12 +45,13 @@ class LDISettings:
     hides it.
     ``sharpen_iterations``, ``sharpen_radius``: depth-edge sharpening before layering (a
     colour-guided weighted median of disparity, :func:`~cinemagraph.filters.joint_weighted_median`;
-    0 iterations turns it off). Without it, the pixels on a blurred depth edge get depths
+    0 iterations turns it off; the radius grows to :data:`RADIUS_FRACTION` of the long side
+    on large photos, see :func:`sharpen_radius`). Without it, the pixels on a blurred depth edge get depths
     between the two sides and spread into streaks when the camera moves. It changes the
     depth only where layering needs it: on the pixels of a blurred step (a window of
-    ``2 sharpen_radius + 1`` pixels whose disparity spans a step that a camera move of the
+    ``2 r + 1`` pixels, ``r`` the radius, whose disparity spans a step that a camera move of the
     ``margin`` opens by a pixel, the pixel :data:`BLURRED` of that span away from both its
-    ends) within ``sharpen_radius * sharpen_iterations``
+    ends) within ``r * sharpen_iterations``
     pixels of an edge between the layers that the unsharpened depth splits into. Elsewhere
     the depth given, by a file or a model, is kept as it is, thin things and corners
     included (a median would erode them); the log says how much changed.
@@ -71,16 +80,23 @@ def layer_edges(labels: Tensor) -> Tensor:
     return edge
 
 
+def sharpen_radius(settings: LDISettings, size: tuple[int, int]) -> int:
+    """The sharpening radius in pixels for a photo of ``size (H, W)``: ``sharpen_radius``, or
+    :data:`RADIUS_FRACTION` of the long side where that is more."""
+    return max(settings.sharpen_radius, round(RADIUS_FRACTION * max(size)))
+
+
 def _sharpened(image: Tensor, depth: Tensor, disparity: Tensor, bins: Tensor, margin: int,
                settings: LDISettings) -> tuple[Tensor, Tensor]:
     """The disparity and depth after depth-edge sharpening, changed only on blurred steps
     near the edges of the layers ``bins`` split ``disparity`` into (:class:`LDISettings`;
     ``margin`` in pixels)."""
     layers = assign_layers(disparity, bins)
-    reach = settings.sharpen_radius * settings.sharpen_iterations
-    k = 2 * settings.sharpen_radius + 1
-    high = F.max_pool2d(disparity, k, stride=1, padding=settings.sharpen_radius)
-    low = -F.max_pool2d(-disparity, k, stride=1, padding=settings.sharpen_radius)
+    radius = sharpen_radius(settings, disparity.shape[-2:])
+    reach = radius * settings.sharpen_iterations
+    k = 2 * radius + 1
+    high = F.max_pool2d(disparity, k, stride=1, padding=radius)
+    low = -F.max_pool2d(-disparity, k, stride=1, padding=radius)
     span = high - low
     # A step (one that a camera move of the margin opens by a pixel), and the pixel
     # between its two sides: a smooth slope is no step, a crisp step has no
@@ -91,8 +107,17 @@ def _sharpened(image: Tensor, depth: Tensor, disparity: Tensor, bins: Tensor, ma
     if not near_edge.any():
         log.info("depth-edge sharpening: no blurred step at a layer edge, depth unchanged")
         return disparity, depth
-    sharp = joint_weighted_median(disparity, image, settings.sharpen_radius,
+    sharp = joint_weighted_median(disparity, image, radius,
                                   iterations=settings.sharpen_iterations)
+    # The median moves a pixel of the ramp towards the side its colour belongs to, but keeps
+    # a value of the ramp: left between the sides, it would float as a ragged sliver between
+    # them once the camera moves. On a discontinuity (not a slope) it takes the nearer side
+    # of its window, again and again, so that a ramp wider than the window reaches its ends.
+    step = near_edge & (span >= STEP * high)
+    for _ in range(settings.sharpen_iterations):
+        top = F.max_pool2d(sharp, k, stride=1, padding=radius)
+        bottom = -F.max_pool2d(-sharp, k, stride=1, padding=radius)
+        sharp = torch.where(step, torch.where(sharp - bottom < top - sharp, bottom, top), sharp)
     sharp = torch.where(near_edge, sharp, disparity)
     changed = (sharp != disparity).float().mean().item()
     log.info("depth-edge sharpening: %.1f%% of the pixels changed (blurred steps within %d px "

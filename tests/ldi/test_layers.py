@@ -2,6 +2,7 @@ import torch
 
 from cinemagraph.ldi import LDISettings, assign_layers, build_layered_depth_image, disparity_bins
 from cinemagraph.motion.field import MotionField
+from cinemagraph.ldi.builder import layer_edges, sharpen_radius
 
 from conftest import textured
 
@@ -62,7 +63,7 @@ def test_a_given_depth_is_changed_only_near_the_layer_edges():
     for i in range(ldi.num_layers):
         shown = torch.where(ldi.visible[i:i + 1], ldi.depth[i:i + 1], shown)
     labels = assign_layers(1 / depth, disparity_bins(1 / depth, settings.max_layers))
-    near = dilate(layer_edges(labels), settings.sharpen_radius * settings.sharpen_iterations)
+    near = dilate(layer_edges(labels), sharpen_radius(settings, (h, w)) * settings.sharpen_iterations)
     assert torch.equal(shown[~near], depth[~near])
     assert (shown[near] != depth[near]).any()  # the step was moved
 
@@ -82,3 +83,27 @@ def test_a_crisp_depth_with_thin_things_is_kept_whole():
         shown = torch.where(ldi.visible[i:i + 1], ldi.depth[i:i + 1], shown)
     assert torch.equal(shown, depth)
 
+
+
+def test_a_wide_soft_step_of_a_resized_depth_leaves_no_pixel_between_its_sides():
+    """A depth map resized to a large photo has steps whose ramp is many pixels wide (the
+    astronaut's depth file, 640 px, has 9-px ramps; at 1280 px, 18). Sharpening takes every
+    pixel of such a ramp to one side, the one its colour is on, so no sliver of in-between
+    depth is left to float when the camera moves."""
+    h, w = 64, 960  # a strip of a large photo: sharpening's radius grows to 6 px
+    image = textured(h, w, seed=5)
+    image[..., :, :480] = torch.tensor([0.9, 0.9, 0.85]).view(1, 3, 1, 1)  # a white suit
+    x = torch.arange(w, dtype=torch.float32)
+    # Disparity 1.0 on the suit, 0.2 on the ground, the step a 12-px ramp 3 px off the edge.
+    disparity = 0.2 + 0.8 * (1 - ((x - 477) / 12).clamp(0, 1))
+    depth = (1 / disparity).view(1, 1, 1, w).expand(1, 1, h, w).clone()
+    ldi = build_layered_depth_image(image, depth, MotionField.static(h, w), LDISettings())
+    shown = torch.zeros_like(depth)
+    for i in range(ldi.num_layers):
+        shown = torch.where(ldi.visible[i:i + 1], ldi.depth[i:i + 1], shown)
+    # A tenth of the step from either side counts as that side (builder.BLURRED).
+    between = (1 / shown > 0.28) & (1 / shown < 0.92)
+    assert not between.any(), f"{int(between.sum())} pixels left between the sides"
+    assert torch.allclose(1 / shown[..., :470], torch.tensor(1.0))  # the suit is near
+    assert torch.allclose(1 / shown[..., 490:], torch.tensor(0.2))  # the ground is far
+    assert ldi.num_layers == 2
