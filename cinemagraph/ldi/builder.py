@@ -107,7 +107,9 @@ def _sharpened(image: Tensor, depth: Tensor, disparity: Tensor, bins: Tensor, ma
     if not near_edge.any():
         log.info("depth-edge sharpening: no blurred step at a layer edge, depth unchanged")
         return disparity, depth
-    sharp = joint_weighted_median(disparity, image, radius,
+    # The median aligns the step with the colour edge (each iteration by its radius); half
+    # the window's radius is enough there and costs a quarter (the window's area).
+    sharp = joint_weighted_median(disparity, image, max(settings.sharpen_radius, radius // 2),
                                   iterations=settings.sharpen_iterations)
     # The median moves a pixel of the ramp towards the side its colour belongs to, but keeps
     # a value of the ramp: left between the sides, it would float as a ragged sliver between
