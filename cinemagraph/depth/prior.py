@@ -8,34 +8,38 @@ when the camera moves; sky is the farthest.
 
 Steps, on a copy at most ``work_size`` pixels long:
 
-1. Sky: smooth, bright-or-blue pixels reached from the top border going down each column,
-   while the colour stays within ``sky_colour_step`` (CIELAB) of the sky's just above (a
-   ridge ends the sky, so a mountain is not sky; a wire or a cloud streak shorter than
-   ``sky_gap`` rows does not).
+1. Sky: smooth (gradient under ``sky_max_gradient``), bright-or-blue pixels reached from
+   the top border going down each column, while the colour stays within
+   ``sky_colour_step`` (CIELAB) of the sky's just above (a ridge ends the sky, so a
+   mountain is not sky; a wire or a cloud streak shorter than ``sky_gap`` rows does not).
 2. Horizon: where the sky reaches lowest (the ``horizon_quantile`` of the columns' lowest
    sky rows: what stands in front of the horizon hides it elsewhere), kept within
-   ``horizon_range`` of the height.
+   ``horizon_range`` of the height. Where sky shows in at most a fifth of the columns
+   there is no horizon to stand things on (a close view, a forest): the prior is then the
+   ground plane below ``default_horizon`` and whatever sky there is.
 3. Ground plane: disparity linear in the row, 1 at the bottom row and
    ``horizon_disparity`` at and above the horizon.
-4. Segments (Felzenszwalb's graph segmentation, cut in two at the horizon). A segment
-   that is not sky (at most ``sky_share`` of it sky) stands when ``stand_above`` of it
-   lies above the horizon, when it is at least
-   ``tall_ratio`` as tall as it is wide without reaching the bottom row (ground in front
-   can be as tall as it is wide), or when it lies under something standing: most
-   (``stand_overlap``) of its top edge has a standing pixel at most ``stand_reach`` rows
-   above, it is no wider than 1.5 times that edge, and at least ``stout_ratio`` as tall
-   as it is wide (or a sliver of at most 3 rows along an edge). The rest is ground.
+4. Segments: Felzenszwalb's graph segmentation (``segment_scale``, ``segment_sigma``,
+   ``segment_min_size``), each segment cut in two at the horizon. A segment that is not
+   sky (at most ``sky_share`` of it sky) stands when it lies above the horizon, when it
+   is at least ``tall_ratio`` as tall as it is wide, or when it lies under something
+   standing: most (``stand_overlap``) of its top edge has a standing pixel at most
+   ``stand_reach`` rows above, it is no wider than 1.5 times that edge, and at least
+   ``stout_ratio`` as tall as it is wide (or a sliver of at most 3 rows along an edge).
+   A segment that reaches the bottom row never stands for being tall, and stands under
+   something only if it is narrower than half the width (the ground in front can be as
+   tall as it is wide and lie under a hill; a near tower's or person's foot runs off the
+   bottom). The rest is ground.
 5. Contact: below each column of a standing segment, the first ground pixel that is not
-   in a sliver; the segment takes the plane's disparity there, the ``contact_quantile``
-   over its columns. Sky takes ``sky_disparity``, but for panes: sky closed in by a
-   standing thing within ``pane_size`` of the long side (a lattice, branches) takes the
-   nearest standing pixel's disparity, so it moves with the thing instead of tearing it;
-   so does what lies above the horizon and is neither sky nor in a standing segment.
+   in a sliver (the bottom row if none); the segment takes the plane's disparity there,
+   the ``contact_quantile`` over its columns. Sky takes ``sky_disparity``, but for panes:
+   sky closed in by a standing thing within ``pane_size`` of the long side (a lattice,
+   branches) takes the nearest standing pixel's disparity, so it moves with the thing
+   instead of tearing it; so does what lies above the horizon and is neither sky nor in
+   a standing segment.
 6. Full size: the disparity is resized to the photo and aligned with its edges by a
-   guided filter (5 pixels, the photo as the guide).
-
-Without sky there is no horizon to stand things on (a close view, a forest): the prior is
-the ground plane alone, with ``default_horizon``.
+   guided filter (5 pixels, ``guided_eps``, the photo's grey level as the guide), kept
+   at least half ``sky_disparity``, and inverted to depth.
 """
 
 from __future__ import annotations
@@ -67,7 +71,6 @@ class PriorSettings:
     segment_sigma: float = 0.4
     segment_min_size: int = 40
     tall_ratio: float = 0.7
-    stand_above: float = 0.25
     sky_share: float = 0.8
     stand_overlap: float = 0.6
     stand_reach: int = 6
@@ -147,11 +150,13 @@ def _standing(segments: np.ndarray, sky: np.ndarray, horizon_row: int,
     np.maximum.at(right, flat, cols)
     size = np.bincount(flat, minlength=n)
     skyish = np.bincount(flat, sky.ravel(), n) > settings.sky_share * size
-    high = np.bincount(flat, rows < horizon_row, n) >= settings.stand_above * size
+    high = top < horizon_row  # the segments are cut at the horizon: wholly above it
     width = right - left + 1
     # Tall regions stand, unless they reach the bottom row: a stretch of ground in front
     # can be as tall as it is wide.
-    tall = ((bottom - top + 1) >= settings.tall_ratio * width) & (bottom < h - 1)
+    footed = bottom == h - 1
+    narrow = width < w / 2
+    tall = ((bottom - top + 1) >= settings.tall_ratio * width) & ~footed
     # Slivers a few pixels high along an edge belong with what they lie under.
     sliver = bottom - top < 3
     stout = ((bottom - top + 1) >= settings.stout_ratio * width) | sliver
@@ -169,7 +174,7 @@ def _standing(segments: np.ndarray, sky: np.ndarray, horizon_row: int,
         for rows_up, inside in reach:
             held |= inside & pixels[rows_up, xs] & (segments[rows_up, xs] != below)
         under = np.bincount(below, held, n)
-        grow = (~standing & ~skyish & stout & (width <= 1.5 * under)
+        grow = (~standing & ~skyish & stout & (width <= 1.5 * under) & (narrow | ~footed)
                 & (under >= settings.stand_overlap * np.maximum(edge_count, 1)))
         if not grow.any():
             return standing, sliver
@@ -257,6 +262,8 @@ class GroundPlanePrior:
         from kornia.filters import guided_blur
 
         check_shape("image", image, (1, 3, None, None))
+        if not bool(torch.isfinite(image).all()):
+            raise ValueError("the image has NaN or infinite values: give RGB in [0, 1]")
         h, w = image.shape[-2:]
         scale = min(1.0, self.settings.work_size / max(h, w))
         size = (max(8, round(h * scale)), max(8, round(w * scale)))

@@ -31,11 +31,19 @@ def scale_invariant_error(depth: np.ndarray, exact: np.ndarray) -> float:
 
 def scene_errors(folder: Path, estimator) -> dict:
     """``{"scene", "si_not_sky", "si_all", "sky_share"}`` of one scene folder."""
-    from .data import load_scene
+    import imageio.v3 as iio
+    import torch
 
-    scene = load_scene(folder, cameras=[])
-    depth = estimator(scene.image)[0, 0].numpy()
-    exact = scene.depth[0, 0].numpy()
+    try:
+        image = np.asarray(iio.imread(folder / "image.png"), dtype=np.float32)[..., :3] / 255.0
+        exact = np.load(folder / "depth.npy", allow_pickle=False).astype(np.float64)
+    except OSError as e:
+        raise UserError(f"scene '{folder}' cannot be read ({e}): write it again with "
+                        "python -m cinemagraph.data.synthetic") from None
+    if exact.shape != image.shape[:2] or not np.all(np.isfinite(exact) & (exact > 0)):
+        raise UserError(f"scene '{folder}': depth.npy is not a positive depth of the "
+                        "image's size; write the scene again")
+    depth = estimator(torch.from_numpy(image).permute(2, 0, 1)[None])[0, 0].numpy()
     sky = exact >= 0.999 * exact.max()
     return {"scene": folder.name, "si_not_sky": scale_invariant_error(depth[~sky], exact[~sky]),
             "si_all": scale_invariant_error(depth, exact), "sky_share": float(sky.mean())}
@@ -54,8 +62,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--overwrite", action="store_true")
     args = p.parse_args(argv)
     try:
-        if args.csv is not None and args.csv.exists() and not args.overwrite:
-            raise UserError(f"'{args.csv}' exists: pass --overwrite to replace it")
+        if args.scenes < 0:
+            raise UserError(f"--scenes {args.scenes}: give a count, or 0 for all")
+        if args.csv is not None:
+            if args.csv.exists() and not args.overwrite:
+                raise UserError(f"'{args.csv}' exists: pass --overwrite to replace it")
+            if args.csv.is_dir() or not args.csv.parent.is_dir():
+                raise UserError(f"--csv '{args.csv}': give a file in a folder that exists")
         folders = scene_folders(args.data, args.split)[: args.scenes or None]
         prior = GroundPlanePrior()
         rows = [scene_errors(folder, prior) for folder in folders]
@@ -64,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for key in ("si_not_sky", "si_all"):
         values = np.array([row[key] for row in rows])
-        print(f"{key}: {values.mean():.4f} (SE {values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else 0:.4f}, {len(values)} scenes)")
+        se = values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else 0.0
+        print(f"{key}: {values.mean():.4f} (SE {se:.4f}, {len(values)} scenes)")
     if args.csv is not None:
         partial = args.csv.with_name(args.csv.name + ".partial")
         with partial.open("w", newline="") as f:

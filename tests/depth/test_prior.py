@@ -63,8 +63,37 @@ def test_a_tower_keeps_its_vertical_edges_straight_under_zoom_in():
         assert np.abs(edge - np.median(edge)).max() <= 1.5, (side, edge.min(), edge.max())
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_the_prior_is_deterministic_and_positive(seed):
-    photo = torch.rand(1, 3, 60, 80, generator=torch.Generator().manual_seed(seed))
+def meadow_photo(seed: int, hill: int) -> torch.Tensor:
+    """A sky over a noisy green meadow whose edge rises into a hill ``hill`` rows high."""
+    rng = np.random.default_rng(seed)
+    y = np.linspace(0, 1, H)[:, None, None]
+    image = np.broadcast_to(np.array([0.45, 0.62, 0.92]) + 0.1 * y, (H, W, 3)).copy()
+    rows, cols = np.mgrid[:H, :W]
+    ground = rows > 90 - hill * np.exp(-(((cols - 128) / 40.0) ** 2))
+    image[ground] = np.array([0.25, 0.45, 0.18]) + 0.03 * rng.standard_normal((ground.sum(), 1))
+    return torch.from_numpy(image.clip(0, 1)).float().permute(2, 0, 1)[None]
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("hill", [0, 15, 40])
+def test_a_meadow_recedes_and_does_not_stand_as_a_wall(seed, hill):
+    depth = GroundPlanePrior()(meadow_photo(seed, hill))[0, 0].numpy()
+    column = depth[100:, 5]  # the meadow at the left, from near the horizon to the bottom
+    assert column[0] > 2 * column[-1]
+
+
+NOISE = torch.rand(1, 3, 60, 80, generator=torch.Generator().manual_seed(0))
+
+
+@pytest.mark.parametrize("photo", [tower_photo(), NOISE], ids=["tower", "noise"])
+def test_the_prior_is_deterministic_finite_and_positive(photo):
     a, b = GroundPlanePrior()(photo), GroundPlanePrior()(photo)
-    assert torch.equal(a, b) and a.shape == (1, 1, 60, 80) and bool((a > 0).all())
+    assert torch.equal(a, b) and a.shape == (1, 1, *photo.shape[-2:])
+    assert bool(torch.isfinite(a).all()) and bool((a > 0).all())
+
+
+def test_an_image_with_nan_is_refused():
+    photo = tower_photo()
+    photo[0, 0, 5, 5] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        GroundPlanePrior()(photo)

@@ -27,3 +27,11 @@ def test_the_command_scores_every_scene_and_keeps_its_csv(tmp_path, capsys):
     assert main([str(data), "--csv", str(out)]) == 2  # exists: needs --overwrite
     assert "--overwrite" in capsys.readouterr().err
     assert main([str(tmp_path / "none")]) == 2
+    assert "no synthetic scenes" in capsys.readouterr().err
+    assert main([str(data), "--scenes", "-1"]) == 2
+    assert "--scenes -1" in capsys.readouterr().err
+    assert main([str(data), "--csv", str(tmp_path / "missing" / "e.csv")]) == 2
+    assert "folder that exists" in capsys.readouterr().err
+    (data / "val" / "scene_00001" / "depth.npy").unlink()
+    assert main([str(data)]) == 2
+    assert "cannot be read" in capsys.readouterr().err
