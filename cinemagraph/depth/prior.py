@@ -136,30 +136,26 @@ def _standing(segments: np.ndarray, sky: np.ndarray, horizon_row: int,
               settings: PriorSettings) -> tuple[np.ndarray, np.ndarray]:
     """Return two booleans per segment label: does it stand (step 4), is it a sliver (at
     most 3 rows high)?"""
+    from scipy import ndimage
+
     h, w = segments.shape
     n = int(segments.max()) + 1
+    boxes = ndimage.find_objects(segments + 1)  # labels 0..n-1 are all present
+    top = np.array([b[0].start for b in boxes])
+    height = np.array([b[0].stop - b[0].start for b in boxes])
+    width = np.array([b[1].stop - b[1].start for b in boxes])
     flat = segments.ravel()
-    rows, cols = np.divmod(np.arange(flat.size), w)
-    top = np.full(n, h)
-    np.minimum.at(top, flat, rows)
-    bottom = np.zeros(n, dtype=int)
-    np.maximum.at(bottom, flat, rows)
-    left = np.full(n, w)
-    np.minimum.at(left, flat, cols)
-    right = np.zeros(n, dtype=int)
-    np.maximum.at(right, flat, cols)
     size = np.bincount(flat, minlength=n)
     skyish = np.bincount(flat, sky.ravel(), n) > settings.sky_share * size
     high = top < horizon_row  # the segments are cut at the horizon: wholly above it
-    width = right - left + 1
     # Tall regions stand, unless they reach the bottom row: a stretch of ground in front
     # can be as tall as it is wide.
-    footed = bottom == h - 1
+    footed = top + height == h
     narrow = width < w / 2
-    tall = ((bottom - top + 1) >= settings.tall_ratio * width) & ~footed
+    tall = (height >= settings.tall_ratio * width) & ~footed
     # Slivers a few pixels high along an edge belong with what they lie under.
-    sliver = bottom - top < 3
-    stout = ((bottom - top + 1) >= settings.stout_ratio * width) | sliver
+    sliver = height <= 3
+    stout = (height >= settings.stout_ratio * width) | sliver
     standing = (high | tall) & ~skyish
     # The top edge of each segment: pixels whose upper neighbour is another segment; each
     # looks up to ``stand_reach`` rows past it (through slivers along edges).
@@ -181,9 +177,9 @@ def _standing(segments: np.ndarray, sky: np.ndarray, horizon_row: int,
         standing |= grow
 
 
-def prior_disparity(rgb: np.ndarray, settings: PriorSettings) -> tuple[np.ndarray, np.ndarray]:
-    """Return the prior's disparity ``(H, W)`` (steps 1-5) and its sky mask for the
-    ``(H, W, 3)`` float image."""
+def prior_disparity(rgb: np.ndarray, settings: PriorSettings) -> np.ndarray:
+    """Return the prior's disparity ``(H, W)`` (steps 1-5) of the ``(H, W, 3)`` float
+    image."""
     from scipy import ndimage
     from skimage.color import rgb2lab
 
@@ -191,21 +187,24 @@ def prior_disparity(rgb: np.ndarray, settings: PriorSettings) -> tuple[np.ndarra
     lab = rgb2lab(rgb)
     sky = _detect_sky(rgb, lab, settings)
     horizon = _horizon(sky, settings)
-    # Without a horizon (a close view, a forest) the prior has nothing to stand things on:
-    # the ground plane alone, which bends nothing much and tears nothing.
     found = horizon is not None
     horizon = horizon if found else settings.default_horizon
-    horizon_row = round(horizon * (h - 1))
     y = np.linspace(0.0, 1.0, h)
     plane = settings.horizon_disparity + (1.0 - settings.horizon_disparity) * np.clip(
         (y - horizon) / (1.0 - horizon), 0.0, 1.0)
+    disparity = np.repeat(plane[:, None], w, axis=1)
+    if not found:
+        # No horizon (a close view, a forest): nothing to stand things on; the ground plane
+        # alone, which bends nothing much and tears nothing.
+        disparity[sky] = settings.sky_disparity
+        return disparity
+    horizon_row = round(horizon * (h - 1))
     # A segment that leaks across the horizon (a cliff into the grass below it) is judged
     # in two parts.
     below = np.arange(h)[:, None] >= horizon_row
     _, segments = np.unique(_segments(rgb, settings) * 2 + below, return_inverse=True)
     segments = segments.reshape(h, w)
     stands, sliver = _standing(segments, sky, horizon_row, settings)
-    stands &= found
     standing = stands[segments] & ~sky
     ground = ~standing & ~sky
     # Below every pixel, the first ground row of its column that is not a sliver (the
@@ -216,7 +215,6 @@ def prior_disparity(rgb: np.ndarray, settings: PriorSettings) -> tuple[np.ndarra
     for row in range(h - 1, -1, -1):
         nearest = np.where(solid[row], row, nearest)
         contact[row] = nearest
-    disparity = np.repeat(plane[:, None], w, axis=1)
     # One contact per column of a standing segment: that of its lowest pixel there.
     ys, xs = np.nonzero(standing)
     labels = segments[ys, xs]
@@ -238,13 +236,12 @@ def prior_disparity(rgb: np.ndarray, settings: PriorSettings) -> tuple[np.ndarra
     panes = sky & ndimage.binary_closing(standing, np.ones((2 * reach + 1,) * 2, bool))
     # So do the pixels above the horizon that are neither sky nor in a standing segment
     # (the edge of a spire in the sky's segment).
-    panes |= ~sky & ~standing & ~below & found
+    panes |= ~sky & ~standing & ~below
     if standing.any():
         _, nearest_px = ndimage.distance_transform_edt(~standing, return_indices=True)
         disparity[panes] = disparity[nearest_px[0][panes], nearest_px[1][panes]]
-    sky = sky & ~panes
-    disparity[sky] = settings.sky_disparity
-    return disparity, sky
+    disparity[sky & ~panes] = settings.sky_disparity
+    return disparity
 
 
 class GroundPlanePrior:
@@ -270,7 +267,7 @@ class GroundPlanePrior:
         small = F.interpolate(image.float().cpu(), size=size, mode="bilinear", antialias=True,
                               align_corners=False)
         rgb = small[0].permute(1, 2, 0).clamp(0, 1).numpy().astype(np.float64)
-        disparity, _ = prior_disparity(rgb, self.settings)
+        disparity = prior_disparity(rgb, self.settings)
         disp = torch.from_numpy(disparity).float()[None, None]
         disp = F.interpolate(disp, size=(h, w), mode="bilinear", align_corners=False)
         disp = guided_blur(image.float().cpu().mean(1, keepdim=True), disp, 5,
