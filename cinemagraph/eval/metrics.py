@@ -70,16 +70,22 @@ def worst_window(pred: Tensor, target: Tensor, valid: Tensor, window: int = 32) 
     return float(blocks.max()) * 255.0
 
 
-def ssim(pred: Tensor, target: Tensor, valid: Tensor) -> float:
-    """Return the mean SSIM of ``pred`` against ``target`` over ``valid`` pixels."""
+def ssim_map(pred: Tensor, target: Tensor) -> Tensor:
+    """Return the SSIM of ``pred`` against ``target`` (both ``(3, H, W)``) at every pixel,
+    ``(H, W)`` float64, the mean over the channels (Gaussian window, sigma 1.5)."""
     from skimage.metrics import structural_similarity
 
     a = pred.detach().permute(1, 2, 0).cpu().double().numpy()
     b = target.detach().permute(1, 2, 0).cpu().double().numpy()
     _, full = structural_similarity(b, a, channel_axis=2, data_range=1.0, gaussian_weights=True,
                                     sigma=1.5, use_sample_covariance=False, full=True)
-    mask = valid.cpu().numpy()
-    return float(full.mean(axis=2)[mask].mean()) if mask.any() else float("nan")
+    return torch.from_numpy(full.mean(axis=2))
+
+
+def ssim(pred: Tensor, target: Tensor, valid: Tensor) -> float:
+    """Return the mean SSIM of ``pred`` against ``target`` over ``valid`` pixels."""
+    mask = valid.cpu().bool().numpy()
+    return float(ssim_map(pred, target).numpy()[mask].mean()) if mask.any() else float("nan")
 
 
 def lpips_unavailable_reason() -> str | None:

@@ -21,9 +21,12 @@ For every method (:mod:`cinemagraph.eval.methods`; its stage ablations included)
 squared error over each region's pixels of all frames, paths and scenes and prints each
 region's share of the pixels, its PSNR (of the pooled mean squared error, not the
 comparison's mean of per-scene PSNRs), its gap to ``--base`` and that region's share of the
-whole gap: which part of the photo a difference comes from. Below the table, each method's
-mean per-scene PSNR as the comparison computes it, and its paired difference to the base with
-the standard error over scenes. CSV to ``--out`` (not overwritten without ``--overwrite``).
+whole gap: which part of the photo a difference comes from. The same for SSIM: each pixel's
+SSIM (the comparison's map, :func:`~cinemagraph.eval.metrics.ssim_map`) summed over the
+region, its mean there, the gap to the base and the region's share of the whole difference in
+summed SSIM. Below the table, each method's mean per-scene PSNR and SSIM as the comparison
+computes them, and their paired differences to the base with the standard error over scenes.
+CSV to ``--out`` (not overwritten without ``--overwrite``).
 """
 
 from __future__ import annotations
@@ -96,10 +99,13 @@ def region_errors(data: Path, methods: list[str], split: str | None = None,
                   cameras: list[str] | None = None, scenes: int | None = None,
                   device: str | torch.device = "cpu", weights: Path | None = None,
                   progress: bool = False) -> dict:
-    """``{"pixels": {region: n}, "sse": {method: {region: sum}}, "scene_psnr": {method:
-    [per scene]}, "scenes": [names], "environment": line}`` over the scenes of ``data``, every
-    RGB channel counted as a pixel; ``scene_psnr`` as the comparison computes it
-    (:func:`~cinemagraph.eval.metrics.psnr_of_mse` of the frames' MSEs on valid pixels);
+    """``{"pixels": {region: n}, "sse": {method: {region: sum}}, "ssim": {method: {region:
+    sum}}, "scene_psnr": {method: [per scene]}, "scene_ssim": {method: [per scene]},
+    "scenes": [names], "environment": line}`` over the scenes of ``data``, every RGB channel
+    counted as a pixel in ``pixels`` and ``sse``, each pixel once in ``ssim`` (its SSIM,
+    the mean over the channels); ``scene_psnr`` and ``scene_ssim`` as the comparison computes
+    them (:func:`~cinemagraph.eval.metrics.psnr_of_mse` of the frames' MSEs on valid pixels;
+    the mean over frames of each frame's mean SSIM on valid pixels);
     ``environment`` names what computed it (:func:`~cinemagraph.eval.compare.environment`)."""
     from ..api import PreparedScene
     from ..motion.field import MotionField
@@ -115,7 +121,9 @@ def region_errors(data: Path, methods: list[str], split: str | None = None,
     device = torch.device(device)
     pixels = dict.fromkeys(REGIONS, 0)
     sse = {m: dict.fromkeys(REGIONS, 0.0) for m in methods}
+    ssim = {m: dict.fromkeys(REGIONS, 0.0) for m in methods}
     scene_psnr = {m: [] for m in methods}
+    scene_ssim = {m: [] for m in methods}
     bar = None
     if progress:
         from tqdm import tqdm
@@ -136,7 +144,7 @@ def region_errors(data: Path, methods: list[str], split: str | None = None,
                 for i, region in enumerate(REGIONS):
                     pixels[region] += 3 * int(masks[name][:, i].sum())
         for method in methods:
-            frame_mse = []
+            frame_mse, frame_ssim = [], []
             for name, inp in inputs.items():
                 with torch.no_grad():
                     frames = METHODS[method](inp).cpu()
@@ -144,14 +152,22 @@ def region_errors(data: Path, methods: list[str], split: str | None = None,
                 error = (frames.double() - target.double()).square().sum(1)
                 for i, region in enumerate(REGIONS):
                     sse[method][region] += float(error[masks[name][:, i]].sum())
-                frame_mse += [metrics.mse(frames[t], target[t], valid[t])
-                              for t in range(frames.shape[0])]
+                for t in range(frames.shape[0]):
+                    frame_mse.append(metrics.mse(frames[t], target[t], valid[t]))
+                    smap = metrics.ssim_map(frames[t], target[t])
+                    for i, region in enumerate(REGIONS):
+                        ssim[method][region] += float(smap[masks[name][t, i]].sum())
+                    shown = valid[t].bool()
+                    frame_ssim.append(float(smap.numpy()[shown.numpy()].mean())
+                                      if shown.any() else math.nan)
             scene_psnr[method].append(metrics.psnr_of_mse(frame_mse))
+            scene_ssim[method].append(metrics.mean(frame_ssim))
             if bar is not None:
                 bar.update(1)
     if bar is not None:
         bar.close()
-    return {"pixels": pixels, "sse": sse, "scene_psnr": scene_psnr,
+    return {"pixels": pixels, "sse": sse, "ssim": ssim, "scene_psnr": scene_psnr,
+            "scene_ssim": scene_ssim,
             "scenes": [f.name for f in folders], "environment": environment(device)}
 
 
@@ -164,28 +180,38 @@ def _psnr(sse: float, n: int) -> float:
 def table(result: dict, base: str) -> list[dict]:
     """One row per method and region: share of the pixels, PSNR, the gap to ``base`` in dB
     and the region's share of the method's whole difference in squared error to ``base``
-    (positive where the method has less error there)."""
-    pixels, sse = result["pixels"], result["sse"]
+    (positive where the method has less error there); then the region's mean SSIM, its gap
+    to ``base`` and the region's share of the whole difference in summed SSIM."""
+    pixels, sse, ssim = result["pixels"], result["sse"], result["ssim"]
     total = sum(pixels.values())
     reference = sse[base]
     rows = []
     for method, errors in sse.items():
         saved = sum(reference.values()) - sum(errors.values())
+        gained = sum(ssim[method].values()) - sum(ssim[base].values())
         for region in REGIONS:
             psnr = _psnr(errors[region], pixels[region])
+            n = pixels[region] // 3
+            mean_ssim = ssim[method][region] / n if n else math.nan
             rows.append({"method": method, "region": region,
                          "pixel_share": pixels[region] / total if total else math.nan,
                          "psnr": psnr, "gap": psnr - _psnr(reference[region], pixels[region]),
                          "difference_share": ((reference[region] - errors[region]) / saved
                                               if method != base and saved != 0 else math.nan),
+                         "ssim": mean_ssim,
+                         "ssim_gap": mean_ssim - (ssim[base][region] / n if n else math.nan),
+                         "ssim_difference_share": ((ssim[method][region] - ssim[base][region])
+                                                   / gained if method != base and gained != 0
+                                                   else math.nan),
                          "computed_on": result.get("environment", "")})
     return rows
 
 
-def paired(result: dict, method: str, base: str) -> tuple[float, float, float]:
-    """``method``'s mean per-scene PSNR, its mean paired difference to ``base`` and that
-    difference's standard error over the scenes."""
-    a, b = result["scene_psnr"][method], result["scene_psnr"][base]
+def paired(result: dict, method: str, base: str, score: str = "psnr"
+           ) -> tuple[float, float, float]:
+    """``method``'s mean per-scene ``score`` (``psnr`` or ``ssim``), its mean paired
+    difference to ``base`` and that difference's standard error over the scenes."""
+    a, b = result[f"scene_{score}"][method], result[f"scene_{score}"][base]
     diffs = [x - y for x, y in zip(a, b)]
     n = len(diffs)
     mean = sum(diffs) / n
@@ -230,19 +256,27 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     rows = table(result, base)
-    print(f"| method | region | pixels | PSNR | against {base} (dB) | share of the difference |")
-    print("|---|---|---|---|---|---|")
+    def share(value):
+        return "" if math.isnan(value) else f"{100 * value:.0f} %"
+
+    print(f"| method | region | pixels | PSNR | against {base} (dB) | share of the difference "
+          f"| SSIM | against {base} | share of the SSIM difference |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        share = "" if math.isnan(r["difference_share"]) else f"{100 * r['difference_share']:.0f} %"
         gap = "" if r["method"] == base else f"{r['gap']:+.2f}"
+        ssim_gap = "" if r["method"] == base else f"{r['ssim_gap']:+.4f}"
         print(f"| {r['method']} | {r['region']} | {100 * r['pixel_share']:.1f} % | "
-              f"{r['psnr']:.2f} | {gap} | {share} |")
-    print(f"\n| method | PSNR (mean over {len(result['scenes'])} scenes) | against {base} |")
-    print("|---|---|---|")
+              f"{r['psnr']:.2f} | {gap} | {share(r['difference_share'])} | "
+              f"{r['ssim']:.4f} | {ssim_gap} | {share(r['ssim_difference_share'])} |")
+    print(f"\n| method | PSNR (mean over {len(result['scenes'])} scenes) | against {base} "
+          f"| SSIM | against {base} |")
+    print("|---|---|---|---|---|")
     for method in methods:
         mean, diff, se = paired(result, method, base)
+        mean_ssim, diff_ssim, se_ssim = paired(result, method, base, "ssim")
         against = "" if method == base else f"{diff:+.2f} +- {se:.2f}"
-        print(f"| {LABELS[method]} | {mean:.2f} | {against} |")
+        against_ssim = "" if method == base else f"{diff_ssim:+.4f} +- {se_ssim:.4f}"
+        print(f"| {LABELS[method]} | {mean:.2f} | {against} | {mean_ssim:.4f} | {against_ssim} |")
     print(f"\nComputed on: {result['environment']}.")
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -56,13 +56,15 @@ def test_the_regions_hold_every_pixel_and_the_whole_error(scenes, tmp_path, caps
     methods = ["naive-pc-sym", "ours", "ours-no-border"]
     result = region_errors(scenes, methods)
     # Every valid pixel of every frame in one region; the regions' errors add up to the
-    # whole squared error as the comparison computes it, and so do the per-scene PSNRs.
+    # whole squared error as the comparison computes it, and so do the per-scene PSNRs; the
+    # regions' SSIM sums add up to the frames' mean SSIM, and the per-scene SSIMs are the
+    # comparison's.
     for method, fn in (("ours", ours), ("naive-pc-sym", naive_point_cloud_symmetric)):
-        count, total, psnrs = 0, 0.0, []
+        count, total, psnrs, ssim_total, ssims = 0, 0.0, [], 0.0, []
         for folder in scene_folders(scenes):
             scene = load_scene(folder)
             motion = MotionField(scene.flow, scene.mask)
-            mses = []
+            mses, frame_ssims = [], []
             for name, path in scene.paths.items():
                 with torch.no_grad():
                     frames = fn(MethodInput(scene.image, scene.depth, motion, path, scene.K))
@@ -71,14 +73,25 @@ def test_the_regions_hold_every_pixel_and_the_whole_error(scenes, tmp_path, caps
                 mses += [metrics.mse(frames[t], scene.frames[name][t], valid[t])
                          for t in range(len(frames))]
                 total += sum(m * 3 * int(valid[t].sum()) for t, m in enumerate(mses[-len(frames):]))
+                for t in range(len(frames)):
+                    frame_ssims.append(metrics.ssim(frames[t], scene.frames[name][t], valid[t]))
+                    ssim_total += frame_ssims[-1] * int(valid[t].sum())
             psnrs.append(metrics.psnr_of_mse(mses))
+            ssims.append(metrics.mean(frame_ssims))
         assert sum(result["pixels"].values()) == count
         assert math.isclose(sum(result["sse"][method].values()), total, rel_tol=1e-6)
         assert result["scene_psnr"][method] == pytest.approx(psnrs, abs=1e-9)
+        assert math.isclose(sum(result["ssim"][method].values()), ssim_total, rel_tol=1e-9)
+        assert result["scene_ssim"][method] == pytest.approx(ssims, abs=1e-12)
     rows = {(r["method"], r["region"]): r for r in table(result, "naive-pc-sym")}
     assert sum(rows[("ours", r)]["pixel_share"] for r in REGIONS) == pytest.approx(1.0)
     shares = [rows[("ours", r)]["difference_share"] for r in REGIONS]
     assert sum(s for s in shares if not math.isnan(s)) == pytest.approx(1.0)
+    ssim_shares = [rows[("ours", r)]["ssim_difference_share"] for r in REGIONS]
+    assert sum(s for s in ssim_shares if not math.isnan(s)) == pytest.approx(1.0)
+    n = {r: result["pixels"][r] // 3 for r in REGIONS}
+    assert all(rows[("ours", r)]["ssim"] == pytest.approx(result["ssim"]["ours"][r] / n[r])
+               for r in REGIONS if n[r])
     assert all(math.isnan(rows[("naive-pc-sym", r)]["difference_share"]) for r in REGIONS)
     # The command: a table, a CSV, nothing overwritten unless asked.
     out = tmp_path / "regions.csv"
@@ -88,6 +101,7 @@ def test_the_regions_hold_every_pixel_and_the_whole_error(scenes, tmp_path, caps
     printed = capsys.readouterr().out
     assert "| ours | outside |" in printed and "against naive-pc-sym" in printed
     assert "| Ours | " in printed and " +- " in printed
+    assert "share of the SSIM difference" in printed
     assert out.read_text().splitlines()[0].startswith("method,region,pixel_share,psnr,gap")
     # What computed the numbers is named, in the table and in every row.
     where = printed.split("Computed on: ")[1].split("\n")[0].rstrip(".")
