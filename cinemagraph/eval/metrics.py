@@ -72,7 +72,7 @@ def worst_window(pred: Tensor, target: Tensor, valid: Tensor, window: int = 32) 
 
 def ssim_map(pred: Tensor, target: Tensor) -> Tensor:
     """Return the SSIM of ``pred`` against ``target`` (both ``(3, H, W)``) at every pixel,
-    ``(H, W)`` float64, the mean over the channels (Gaussian window, sigma 1.5)."""
+    ``(H, W)`` float64 on the CPU, the mean over the channels (Gaussian window, sigma 1.5)."""
     from skimage.metrics import structural_similarity
 
     a = pred.detach().permute(1, 2, 0).cpu().double().numpy()

@@ -23,7 +23,9 @@ log = logging.getLogger(__name__)
 #: model gives crisp has no such pixels, a blurred or resized one a band of them.
 BLURRED = 0.1
 #: A window whose disparity spans at least this fraction of its largest holds a depth
-#: discontinuity, not a slope (a ground plane's span over a window is a few hundredths).
+#: discontinuity, not a slope: a ground plane's span over a window is a few hundredths of
+#: its disparity in its near rows (its rows within about ``7 r`` of the horizon pass this
+#: test; there the step must also open a pixel, ``1 / margin``).
 STEP = 0.25
 #: The sharpening radius grows with the photo, to this fraction of its long side (and at least
 #: ``sharpen_radius``): depth maps come from models and files of 384-640 pixels, so the ramp
@@ -138,10 +140,10 @@ def build_layered_depth_image(image: Tensor, depth: Tensor, motion: MotionField,
     Layers are disparity intervals (:mod:`.layers`), near to far. For each layer, the hole is
     the part of its neighbourhood (``margin``) hidden by nearer layers; it is inpainted from
     the context (this layer and everything behind it, eroded), colour and depth, then depth
-    is pushed behind the nearer layer. The inpainted pixels stay still: only what the photo
-    shows moves. A push-pull fill has no texture for the motion to carry, and carried out from
-    under what hides it, it drew smudges across the fluid at mid-loop (on the synthetic
-    validation scenes, moving it cost 0.2 dB). Layers with no visible pixel are dropped.
+    is pushed behind the nearer layer and the motion is continued into the hole: the field
+    on which the moving points the photo shows pass under the nearer layer (the hole's own
+    points stay still, :func:`~cinemagraph.render.pointcloud.lift_layers`). Layers with no
+    visible pixel are dropped.
     """
     settings = settings or LDISettings()
     inpainter = inpainter or PushPullInpainter()
@@ -165,18 +167,21 @@ def build_layered_depth_image(image: Tensor, depth: Tensor, motion: MotionField,
         nearer = labels < index
         hole = nearer & dilate(visible, margin) if settings.inpaint else torch.zeros_like(visible)
         context = erode(labels >= index, settings.context_erosion) | visible
-        color, layer_depth = image, depth
+        color, layer_depth, layer_flow = image, depth, flow
         if hole.any():
             filled_color, filled_depth = inpainter(image, depth, context, hole)
             # Keep what was inpainted behind the nearer layer that hides it.
             filled_depth = torch.maximum(filled_depth, depth * settings.behind)
             color = torch.where(hole, filled_color, image)
             layer_depth = torch.where(hole, filled_depth, depth)
+            filled_flow = push_pull_fill(flow, context.to(flow.dtype))
+            layer_flow = torch.where(hole, filled_flow, flow)
         coverage = visible | hole
-        layer_flow = flow * visible
+        layer_flow = layer_flow * coverage
         depth_field = push_pull_fill(layer_depth.log(), coverage.to(depth.dtype)).exp()
-        layers.append((color, layer_depth, visible, coverage, layer_flow, depth_field, hole))
+        layers.append((color, layer_depth, visible, coverage, layer_flow, depth_field,
+                       context, hole))
     log.info("layered depth image: %d layer(s), inpainting: %s", len(layers),
              inpainter.description)
     parts = [torch.cat(p) for p in zip(*layers)]
-    return LayeredDepthImage(*parts[:6], flow_holes=parts[6])
+    return LayeredDepthImage(*parts[:6], flow_context=parts[6], flow_holes=parts[7])

@@ -18,17 +18,16 @@ class LayeredDepthImage:
     ``visible``: ``(L, 1, H, W)`` bool, the pixels the photo shows of this layer;
     ``coverage``: ``(L, 1, H, W)`` bool, visible or inpainted;
     ``flow``: ``(L, 2, H, W)`` motion of each layer in pixels per frame (the photo's motion on
-    visible pixels; on inpainted ones zero, or continued where ``flow_context`` says from where);
+    visible pixels, continued into inpainted ones);
     ``depth_field``: ``(L, 1, H, W)`` the layer's depth continued over the whole image, used
     to place moving points wherever the flow takes them;
     ``border``: how many pixels the layers extend past the photo on every side (the border a
     camera path needs, :func:`cinemagraph.pipeline.build_scene`), so the photo is
     ``(H - 2 border, W - 2 border)``;
-    ``flow_holes`` and ``flow_context``: ``(L, 1, H, W)`` bool, where known: each layer's
-    inpainted pixels, and the pixels whose motion they continue (None: they stay still, as the
-    built-in procedure leaves them), so that another motion can be given to the same layers
-    (:meth:`with_flow`) without splitting and inpainting the photo again: neither depends on
-    the motion.
+    ``flow_context`` and ``flow_holes``: ``(L, 1, H, W)`` bool, where known: the pixels whose
+    motion each layer's inpainted pixels continue, and those pixels, so that another motion
+    can be given to the same layers (:meth:`with_flow`) without splitting and inpainting the
+    photo again: neither depends on the motion.
     """
 
     color: Tensor
@@ -50,11 +49,11 @@ class LayeredDepthImage:
 
     def with_flow(self, flow: Tensor) -> "LayeredDepthImage":
         """The same layers carrying the photo's motion ``flow (1, 2, H, W)`` (pixels per
-        frame, zero where nothing moves), on each layer's inpainted pixels as the procedure
-        that made them has it: zero, or continued by push-pull from ``flow_context``."""
+        frame, zero where nothing moves), continued into each layer's inpainted pixels as the
+        procedure that made them continues it (push-pull from ``flow_context``)."""
         from ..filters import push_pull_fill
 
-        if self.flow_holes is None:
+        if self.flow_context is None or self.flow_holes is None:
             raise ValueError("these layers do not say where their motion comes from: build "
                              "them again with the new motion")
         check_shape("flow", flow, (1, 2) + self.size)
@@ -63,8 +62,7 @@ class LayeredDepthImage:
             holes = self.flow_holes[i:i + 1]
             layer_flow = flow
             if holes.any():
-                filled = (torch.zeros_like(flow) if self.flow_context is None else
-                          push_pull_fill(flow, self.flow_context[i:i + 1].to(flow.dtype)))
+                filled = push_pull_fill(flow, self.flow_context[i:i + 1].to(flow.dtype))
                 layer_flow = torch.where(holes, filled, flow)
             layers.append(layer_flow * self.coverage[i:i + 1])
         return replace(self, flow=torch.cat(layers))

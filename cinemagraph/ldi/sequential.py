@@ -35,7 +35,8 @@ A farther layer whose pixels, eroded like the context, number fewer than
 are the original's, at the photo's resolution.
 
 Motion: each layer carries the photo's motion on its pixels, continued into the holes from
-the context (push-pull), as the built-in procedure does (:mod:`.builder`).
+the context (push-pull), as the built-in procedure does (:mod:`.builder`); the holes' own
+points stay still (:func:`~cinemagraph.render.pointcloud.lift_layers`).
 """
 
 from __future__ import annotations
