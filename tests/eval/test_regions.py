@@ -12,7 +12,7 @@ from cinemagraph.conventions import default_intrinsics
 from cinemagraph.render.camera import named_path
 from cinemagraph.eval import metrics
 from cinemagraph.eval.data import load_scene, scene_folders
-from cinemagraph.eval.methods import MethodInput, naive_point_cloud_symmetric, ours
+from cinemagraph.eval.methods import MethodInput, _border, naive_point_cloud_symmetric, ours
 from cinemagraph.eval.regions import REGIONS, main, point_origins, region_errors, region_masks, table
 from cinemagraph.motion.field import MotionField
 
@@ -83,6 +83,24 @@ def test_the_regions_hold_every_pixel_and_the_whole_error(scenes, tmp_path, caps
         assert result["scene_psnr"][method] == pytest.approx(psnrs, abs=1e-9)
         assert math.isclose(sum(result["ssim"][method].values()), ssim_total, rel_tol=1e-9)
         assert result["scene_ssim"][method] == pytest.approx(ssims, abs=1e-12)
+    # Each region's SSIM sum is that region's own: the SSIM map summed over its pixels.
+    by_region = dict.fromkeys(REGIONS, 0.0)
+    for folder in scene_folders(scenes):
+        scene = load_scene(folder)
+        motion = MotionField(scene.flow, scene.mask)
+        for name, path in scene.paths.items():
+            inp = MethodInput(scene.image, scene.depth, motion, path, scene.K)
+            with torch.no_grad():
+                made = PreparedScene.of(scene.image, scene.depth, motion,
+                                        border=_border(inp)).scene(path)
+                masks = (region_masks(made, path, tuple(scene.image.shape[-2:]))
+                         & scene.valid[name][:, None].bool())
+                frames = ours(inp)
+            for t in range(len(frames)):
+                smap = metrics.ssim_map(frames[t], scene.frames[name][t])
+                for i, region in enumerate(REGIONS):
+                    by_region[region] += float(smap[masks[t, i]].sum())
+    assert result["ssim"]["ours"] == pytest.approx(by_region, rel=1e-9)
     rows = {(r["method"], r["region"]): r for r in table(result, "naive-pc-sym")}
     assert sum(rows[("ours", r)]["pixel_share"] for r in REGIONS) == pytest.approx(1.0)
     shares = [rows[("ours", r)]["difference_share"] for r in REGIONS]
