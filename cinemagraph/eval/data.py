@@ -53,11 +53,18 @@ def scene_folders(root: Path, split: str | None = None) -> list[Path]:
     return found
 
 
+def load_photo(folder: Path) -> tuple[Tensor, Tensor]:
+    """The photo ``(1, 3, H, W)`` and its exact depth ``(1, 1, H, W)`` of one scene folder."""
+    folder = Path(folder)
+    image = _png(folder / "image.png").permute(2, 0, 1)[None, :3]
+    depth = torch.from_numpy(np.load(folder / "depth.npy", allow_pickle=False))[None, None]
+    return image, depth.float()
+
+
 def load_scene(folder: Path, cameras: list[str] | None = None) -> EvalScene:
     """Read one scene folder (layout in :mod:`cinemagraph.data.synthetic`)."""
     folder = Path(folder)
-    image = _png(folder / "image.png").permute(2, 0, 1)[None, :3]
-    depth = torch.from_numpy(np.load(folder / "depth.npy"))[None, None].float()
+    image, depth = load_photo(folder)
     flow = torch.from_numpy(np.load(folder / "motion.npy"))[None].float()
     mask = (_png(folder / "mask.png") > 0.5)[None, None]
     camera = json.loads((folder / "camera.json").read_text())

@@ -31,19 +31,18 @@ def scale_invariant_error(depth: np.ndarray, exact: np.ndarray) -> float:
 
 def scene_errors(folder: Path, estimator) -> dict:
     """``{"scene", "si_not_sky", "si_all", "sky_share"}`` of one scene folder."""
-    import imageio.v3 as iio
-    import torch
+    from .data import load_photo
 
     try:
-        image = np.asarray(iio.imread(folder / "image.png"), dtype=np.float32)[..., :3] / 255.0
-        exact = np.load(folder / "depth.npy", allow_pickle=False).astype(np.float64)
-    except OSError as e:
+        image, exact = load_photo(folder)
+    except (OSError, ValueError) as e:
         raise UserError(f"scene '{folder}' cannot be read ({e}): write it again with "
                         "python -m cinemagraph.data.synthetic") from None
-    if exact.shape != image.shape[:2] or not np.all(np.isfinite(exact) & (exact > 0)):
+    exact = exact[0, 0].double().numpy()
+    if exact.shape != tuple(image.shape[-2:]) or not np.all(np.isfinite(exact) & (exact > 0)):
         raise UserError(f"scene '{folder}': depth.npy is not a positive depth of the "
                         "image's size; write the scene again")
-    depth = estimator(torch.from_numpy(image).permute(2, 0, 1)[None])[0, 0].numpy()
+    depth = estimator(image)[0, 0].numpy()
     sky = exact >= 0.999 * exact.max()
     return {"scene": folder.name, "si_not_sky": scale_invariant_error(depth[~sky], exact[~sky]),
             "si_all": scale_invariant_error(depth, exact), "sky_share": float(sky.mean())}

@@ -82,10 +82,16 @@ def ssim_map(pred: Tensor, target: Tensor) -> Tensor:
     return torch.from_numpy(full.mean(axis=2))
 
 
+def mean_over(values: Tensor, valid: Tensor) -> float:
+    """The mean of ``values (H, W)`` (on the CPU) over the ``valid (H, W)`` pixels; NaN if
+    none."""
+    mask = valid.cpu().bool().numpy()
+    return float(values.numpy()[mask].mean()) if mask.any() else float("nan")
+
+
 def ssim(pred: Tensor, target: Tensor, valid: Tensor) -> float:
     """Return the mean SSIM of ``pred`` against ``target`` over ``valid`` pixels."""
-    mask = valid.cpu().bool().numpy()
-    return float(ssim_map(pred, target).numpy()[mask].mean()) if mask.any() else float("nan")
+    return mean_over(ssim_map(pred, target), valid)
 
 
 def lpips_unavailable_reason() -> str | None:

@@ -157,9 +157,7 @@ def region_errors(data: Path, methods: list[str], split: str | None = None,
                     smap = metrics.ssim_map(frames[t], target[t])
                     for i, region in enumerate(REGIONS):
                         ssim[method][region] += float(smap[masks[name][t, i]].sum())
-                    shown = valid[t].bool()
-                    frame_ssim.append(float(smap.numpy()[shown.numpy()].mean())
-                                      if shown.any() else math.nan)
+                    frame_ssim.append(metrics.mean_over(smap, valid[t]))
             scene_psnr[method].append(metrics.psnr_of_mse(frame_mse))
             scene_ssim[method].append(metrics.mean(frame_ssim))
             if bar is not None:
